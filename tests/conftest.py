@@ -1,0 +1,33 @@
+"""Shared test configuration.
+
+Every async test runs on asyncio (debug on) and, when trio is installed, on
+trio: mark a module with ``pytestmark = pytest.mark.anyio``. The ids are
+``asyncio`` and ``trio``. This file must work without trio installed (the
+``tests-no-trio`` nox session checks that).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+HAVE_TRIO = importlib.util.find_spec("trio") is not None
+
+_BACKENDS = [pytest.param(("asyncio", {"debug": True}), id="asyncio")]
+if HAVE_TRIO:
+    _BACKENDS.append(pytest.param(("trio", {}), id="trio"))
+
+#: One timeout unit for the whole suite; slow machines set ANYWIRE_TEST_TIMEOUT_FACTOR.
+TIMEOUT_FACTOR = float(os.environ.get("ANYWIRE_TEST_TIMEOUT_FACTOR", "1"))
+
+
+def timeout(seconds: float) -> float:
+    """Scale a test deadline by ``ANYWIRE_TEST_TIMEOUT_FACTOR``."""
+    return seconds * TIMEOUT_FACTOR
+
+
+@pytest.fixture(params=_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    return request.param
