@@ -3,7 +3,7 @@
 Every async test runs on asyncio (debug on) and, when trio is installed, on
 trio: mark a module with ``pytestmark = pytest.mark.anyio``. The ids are
 ``asyncio`` and ``trio``. This file must work without trio installed (the
-``tests-no-trio`` nox session checks that).
+``tests_no_trio`` nox session checks that).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ their meaning (``anyio.ClosedResourceError``: *we* closed it; an
     │   ├── LocalProtocolError      ... and it was ours (a bug, or misuse of the API)
     │   └── RemoteProtocolError     ... and it was the peer's
     ├── HandshakeError              an opening handshake failed
+    │   ├── ConnectFailed           the server could not be reached (DNS, refused, TLS)
     │   ├── InvalidHandshake        the request/response was not a valid upgrade
     │   └── HandshakeRejected       the server answered with a non-101 status
     ├── ConnectionClosed            the connection is closed; ``reason`` and ``message``
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 __all__ = [
     "AnywireError",
     "ConcurrencyError",
+    "ConnectFailed",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -118,6 +120,13 @@ class HandshakeError(AnywireError):
         self.status_code = status_code
         self.headers = list(headers)
         self.body = body
+
+
+class ConnectFailed(HandshakeError):
+    """The server could not be reached: DNS failure, refused connection, TLS error.
+
+    The underlying error is attached as ``__cause__``.
+    """
 
 
 class InvalidHandshake(HandshakeError):
