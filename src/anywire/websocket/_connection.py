@@ -108,8 +108,8 @@ class WebSocket:
         self._part_size = 0
         self._close_info: tuple[int, str] | None = None
         self._done = anyio.Event()
-        self._send_lock = anyio.Lock()
-        self._read_lock = anyio.Lock()
+        self._send_lock = anyio.Lock(fast_acquire=True)
+        self._read_lock = anyio.Lock(fast_acquire=True)
         self._arrived = anyio.Event()
         self._space = anyio.Event()
         self._receiving = False
