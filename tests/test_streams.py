@@ -206,6 +206,8 @@ async def test_invalid_arguments() -> None:
         await stream.read(0)
     with pytest.raises(ValueError, match="delimiter"):
         await stream.read_until(b"")
+    with pytest.raises(ValueError, match="max_bytes"):
+        await stream.read_until(b"\n", max_bytes=0)
     with pytest.raises(ValueError, match="size"):
         await stream.read_exactly(-1)
     with pytest.raises(ValueError, match="max_buffer_size"):
@@ -399,7 +401,7 @@ async def test_graceful_shutdown_lets_a_running_handler_finish() -> None:
                 scope.cancel()
                 await anyio.wait_all_tasks_blocked()
                 # the listener closed at once: new connections are refused
-                with pytest.raises(OSError):
+                with pytest.raises(OSError, match="connection attempts failed"):
                     await anyio.connect_tcp("127.0.0.1", info.port)
                 proceed.set()
                 assert await client.read_exactly(4) == b"done"
@@ -569,7 +571,7 @@ async def test_connect_timeout_covers_the_tls_handshake(client_context: ssl.SSLC
 async def test_connection_refused_raises_oserror() -> None:
     async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
         port = listener.extra(SocketAttribute.local_port)
-    with pytest.raises(OSError):  # noqa: PT011 (refused, or "all attempts failed")
+    with pytest.raises(OSError, match="connection attempts failed"):
         await open_tcp_stream("127.0.0.1", port, timeout=timeout(5))
 
 

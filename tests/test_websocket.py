@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from typing import Any
 
@@ -405,3 +406,41 @@ async def test_reconnect_iteration_yields_a_new_connection_after_each_loss() -> 
                 await ws.close()
                 break
     assert seen == 3
+
+
+async def test_seed_sock_and_headers_form() -> None:
+    """simple-websocket's custom-socket example: the caller read the request itself."""
+    server_sock = socket.create_server(("127.0.0.1", 0))
+    port = server_sock.getsockname()[1]
+    got = anyio.Event()
+    results: list[Any] = []
+
+    def accept_and_read_head() -> tuple[socket.socket, dict[str, str]]:
+        sock, _ = server_sock.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(4096)
+        lines = data.split(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+        headers = dict(line.split(": ", 1) for line in lines)
+        return sock, headers
+
+    async def server() -> None:
+        sock, headers = await anyio.to_thread.run_sync(accept_and_read_head)
+        ws = await websocket.AioServer.accept(sock=sock, headers=headers)
+        try:
+            message = await ws.receive(timeout=timeout(5))
+            results.append(message)
+            await ws.send(f"Received: {message}")
+        finally:
+            await ws.close()
+            got.set()
+
+    with server_sock:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server)
+            async with connect(f"ws://127.0.0.1:{port}/") as ws:
+                await ws.send("custom socket")
+                assert await ws.receive() == "Received: custom socket"
+            with anyio.fail_after(timeout(5)):
+                await got.wait()
+    assert results == ["custom socket"]

@@ -19,7 +19,7 @@ import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import anyio
@@ -176,9 +176,9 @@ class BufferedStream(ByteStream):
             delimiter; they stay buffered and the stream stays usable
         :raises anyio.IncompleteRead: the stream ended first (what arrived stays buffered)
         """
-        if not delimiter:
-            raise ValueError("delimiter must not be empty")
-        self._check_request(max(max_bytes, 1), "max_bytes")
+        if not delimiter or max_bytes < 1:
+            raise ValueError("delimiter must not be empty and max_bytes must be positive")
+        self._check_request(max_bytes, "max_bytes")
         with self._reading:
             self._check_open()
             start = 0
@@ -266,7 +266,7 @@ async def open_tcp_stream(
     *,
     ssl_context: ssl.SSLContext | None = None,
     tls_standard_compatible: bool = True,
-    timeout: float | None = None,  # noqa: ASYNC109 (the seed's API; applied with fail_after)
+    timeout: float | None = None,
     local_host: str | None = None,
     max_buffer_size: int = _DEFAULT_MAX_BUFFER_SIZE,
 ) -> BufferedStream:
@@ -349,15 +349,16 @@ async def serve_tcp(
     (``None``: cancel them at once; ``math.inf``: wait for them). With
     ``max_connections``, accepting waits while that many connections are open.
     """
+    limiter = anyio.CapacityLimiter(max_connections) if max_connections else None
     server = _TCPServer(
         handler,
-        graceful_shutdown=graceful_shutdown,
-        ssl_context=ssl_context,
-        tls_standard_compatible=tls_standard_compatible,
-        tls_handshake_timeout=tls_handshake_timeout,
-        max_connections=max_connections,
-        max_buffer_size=max_buffer_size,
-        logger=logger or _LOGGER,
+        graceful_shutdown,
+        ssl_context,
+        tls_standard_compatible,
+        tls_handshake_timeout,
+        limiter,
+        max_buffer_size,
+        logger or _LOGGER,
     )
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port, backlog=backlog)
     async with listener:
@@ -397,36 +398,25 @@ async def start_tcp_server(
     )
 
 
+@dataclass(eq=False)
 class _TCPServer:
-    """The state of one :func:`serve_tcp` call: its handler scopes and limits.
+    """The state of one :func:`serve_tcp` call: its settings and handler scopes.
 
     Each connection task runs in a shielded cancel scope, so cancelling the
     server does not reach the handlers; shutdown then sets every such scope's
     deadline to the end of the grace period.
     """
 
-    def __init__(
-        self,
-        handler: TCPHandler,
-        *,
-        graceful_shutdown: float | None,
-        ssl_context: ssl.SSLContext | None,
-        tls_standard_compatible: bool,
-        tls_handshake_timeout: float,
-        max_connections: int | None,
-        max_buffer_size: int,
-        logger: logging.Logger,
-    ) -> None:
-        self._handler = handler
-        self._grace = graceful_shutdown
-        self._ssl_context = ssl_context
-        self._tls_standard_compatible = tls_standard_compatible
-        self._tls_handshake_timeout = tls_handshake_timeout
-        self._limiter = anyio.CapacityLimiter(max_connections) if max_connections else None
-        self._max_buffer_size = max_buffer_size
-        self._logger = logger
-        self._deadline = math.inf
-        self._scopes: set[anyio.CancelScope] = set()
+    handler: TCPHandler
+    grace: float | None
+    ssl_context: ssl.SSLContext | None
+    tls_standard_compatible: bool
+    tls_handshake_timeout: float
+    limiter: anyio.CapacityLimiter | None
+    max_buffer_size: int
+    logger: logging.Logger
+    _deadline: float = field(default=math.inf, init=False)
+    _scopes: set[anyio.CancelScope] = field(default_factory=set, init=False)
 
     async def run(
         self, listeners: Sequence[SocketListener], task_status: TaskStatus[TCPServerInfo]
@@ -443,7 +433,7 @@ class _TCPServer:
 
     def _begin_shutdown(self) -> None:
         now = anyio.current_time()
-        self._deadline = -math.inf if self._grace is None else now + self._grace
+        self._deadline = -math.inf if self.grace is None else now + self.grace
         for scope in list(self._scopes):
             scope.deadline = self._deadline
 
@@ -451,8 +441,8 @@ class _TCPServer:
         async with listener:  # leaving the loop (cancelled) closes the listening socket
             while True:
                 token = object()
-                if self._limiter is not None:
-                    await self._limiter.acquire_on_behalf_of(token)
+                if self.limiter is not None:
+                    await self.limiter.acquire_on_behalf_of(token)
                 try:
                     stream = await self._accept(listener)
                 except BaseException:
@@ -469,12 +459,12 @@ class _TCPServer:
                     continue
                 if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
                     raise
-                self._logger.exception("accept() failed, retrying")
+                self.logger.exception("accept() failed, retrying")
                 await anyio.sleep(_ACCEPT_RETRY_DELAY)
 
     def _release(self, token: object) -> None:
-        if self._limiter is not None:
-            self._limiter.release_on_behalf_of(token)
+        if self.limiter is not None:
+            self.limiter.release_on_behalf_of(token)
 
     async def _connection(self, raw: SocketStream, token: object) -> None:
         with anyio.CancelScope(shield=True, deadline=self._deadline) as scope:
@@ -484,44 +474,43 @@ class _TCPServer:
             try:
                 secured = await self._secure(raw, peer)
                 if secured is not None:
-                    stream = BufferedStream(secured, max_buffer_size=self._max_buffer_size)
+                    stream = BufferedStream(secured, max_buffer_size=self.max_buffer_size)
                     await self._call_handler(stream, peer)
             finally:
                 self._scopes.discard(scope)
                 self._release(token)
-                await _aclose_quietly(stream, peer, self._logger)
+                await _aclose_quietly(stream, peer, self.logger)
 
     async def _secure(self, raw: SocketStream, peer: str) -> ByteStream | None:
         """Return the stream the handler gets, or ``None`` if the TLS handshake failed."""
-        if self._ssl_context is None:
+        if self.ssl_context is None:
             return raw
         try:
-            with anyio.fail_after(self._tls_handshake_timeout):
+            with anyio.fail_after(self.tls_handshake_timeout):
                 return await _wrap_tls(
                     raw,
-                    self._ssl_context,
+                    self.ssl_context,
                     hostname=None,
-                    standard_compatible=self._tls_standard_compatible,
+                    standard_compatible=self.tls_standard_compatible,
                 )
         except (OSError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-            self._logger.debug("TLS handshake with %s failed: %r", peer, exc)
+            self.logger.debug("TLS handshake with %s failed: %r", peer, exc)
             return None
 
     async def _call_handler(self, stream: BufferedStream, peer: str) -> None:
         try:
-            await self._handler(stream)
+            await self.handler(stream)
         except Exception:
-            self._logger.exception(
+            self.logger.exception(
                 "TCP handler %s raised; closing the connection with %s",
-                getattr(self._handler, "__qualname__", self._handler),
+                getattr(self.handler, "__qualname__", self.handler),
                 peer,
             )
 
 
 async def _aclose_quietly(stream: ByteStream, peer: str, logger: logging.Logger) -> None:
     """Close ``stream`` even when cancelled, within ``_CLOSE_TIMEOUT``; never raise."""
-    with anyio.CancelScope(shield=True) as scope:
-        scope.deadline = anyio.current_time() + _CLOSE_TIMEOUT
+    with anyio.CancelScope(shield=True, deadline=anyio.current_time() + _CLOSE_TIMEOUT) as scope:
         try:
             await stream.aclose()
         except Exception as exc:
