@@ -19,7 +19,7 @@ their meaning (``anyio.ClosedResourceError``: *we* closed it; an
     │   ├── InvalidHandshake        the request/response was not a valid upgrade
     │   └── HandshakeRejected       the server answered with a non-101 status
     ├── ConnectionClosed            the connection is closed; ``reason`` and ``message``
-    │   ├── ConnectionClosedOK      ... with 1000 or 1001
+    │   ├── ConnectionClosedOK      ... with 1000, 1001 or no code (1005)
     │   └── ConnectionClosedError   ... with any other code (1006: no close frame)
     └── ReconnectGaveUp             the reconnect policy stopped retrying
 
@@ -158,13 +158,13 @@ class ConnectionClosed(AnywireError):
     @staticmethod
     def for_code(code: int, message: str = "") -> ConnectionClosed:
         """Build the subclass that fits ``code``."""
-        if code in (1000, 1001):
+        if code in (1000, 1001, 1005):
             return ConnectionClosedOK(code, message)
         return ConnectionClosedError(code, message)
 
 
 class ConnectionClosedOK(ConnectionClosed):
-    """The connection closed normally (1000 or 1001)."""
+    """The connection closed normally: 1000, 1001, or a close frame without a code (1005)."""
 
 
 class ConnectionClosedError(ConnectionClosed):

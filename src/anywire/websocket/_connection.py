@@ -41,7 +41,7 @@ from wsproto.events import (
 )
 
 from anywire._tasks import owned_task_group
-from anywire.errors import ConcurrencyError, ConnectionClosed
+from anywire.errors import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 from anywire.websocket._keepalive import Keepalive
 
 __all__ = ["WebSocket", "WebSocketOptions"]
@@ -114,7 +114,8 @@ class WebSocket:
         self._space = anyio.Event()
         self._receiving = False
         self._closing = False
-        self._owned = False
+        self._reader_running = False
+        self._changed = anyio.Event()
         self._keepalive = self._new_keepalive()
         self._cm: AbstractAsyncContextManager[WebSocket] | None = None
 
@@ -219,10 +220,8 @@ class WebSocket:
     async def __anext__(self) -> str | bytes:
         try:
             message = await self.receive()
-        except ConnectionClosed as exc:
-            if exc.reason in (1000, 1001):
-                raise StopAsyncIteration from None
-            raise
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
         assert message is not None
         return message
 
@@ -245,7 +244,7 @@ class WebSocket:
     @asynccontextmanager
     async def _owned_mode(self) -> AsyncIterator[WebSocket]:
         async with owned_task_group() as tg:
-            self._owned = True
+            self._reader_running = True  # before the task runs: receive() must not read
             tg.start_soon(self._reader)
             if self._keepalive is not None:
                 tg.start_soon(self._keepalive_loop)
@@ -267,11 +266,14 @@ class WebSocket:
             while not self._done.is_set():
                 await self._wait_for_space()
                 data = await self._recv()
-                await self._process(data)
+                with anyio.CancelScope(shield=True):
+                    await self._process(data)
         except Exception as exc:
             self._log.exception("WebSocket reader failed")
             await self._finish(1011, f"internal error: {type(exc).__name__}")
         finally:
+            # Cancelled or done: whoever waits (receive, close) now reads for itself.
+            self._reader_running = False
             self._wake()
 
     async def _keepalive_loop(self) -> None:
@@ -288,9 +290,11 @@ class WebSocket:
                 message = self._messages.popleft()
                 self._space.set()
                 return message
-            if self._close_info is not None and (self._done.is_set() or not self._owned):
+            if self._close_info is not None and (
+                self._done.is_set() or not self._reader_running
+            ):
                 raise self._closed_error()
-            if self._owned:
+            if self._reader_running:
                 self._arrived = anyio.Event()
                 await self._arrived.wait()
             else:
@@ -305,10 +309,11 @@ class WebSocket:
                 await self._process(data)
 
     async def _wait_closed(self) -> None:
-        if self._owned:
-            await self._done.wait()
-            return
         while not self._done.is_set():
+            if self._reader_running:
+                self._changed = anyio.Event()
+                await self._changed.wait()
+                continue
             async with self._read_lock:
                 if self._done.is_set():
                     return
@@ -366,7 +371,7 @@ class WebSocket:
         size = self._part_size + len(event.data)
         limit = self.options.max_message_size
         if limit is not None and size > limit:
-            await self._fail(1009, f"message larger than {limit}")
+            await self._fail(1009, f"message larger than {limit}", drain=True)
             return
         if not event.message_finished:
             self._parts.append(event.data)
@@ -425,13 +430,26 @@ class WebSocket:
             self._log.info("keepalive ping timeout on %r", self)
             await self._fail(1011, "keepalive ping timeout")
 
-    async def _fail(self, code: int, reason: str) -> None:
-        """Close at once with ``code``: send a close frame if we can, drop the socket."""
+    async def _fail(self, code: int, reason: str, *, drain: bool = False) -> None:
+        """Close at once with ``code``: send a close frame if we can, then drop the socket.
+
+        With ``drain`` (only from the task that reads the socket), first shut our side
+        down and discard what the peer still sends until it closes (RFC 6455 7.1.1), so
+        the kernel does not reset the connection under the peer's feet.
+        """
         self._set_close_info(code, reason)
         with anyio.move_on_after(self.options.close_timeout, shield=True):
             if self._proto.state is ConnectionState.OPEN:
                 await self._send_event(CloseConnection(code=code, reason=reason), quiet=True)
+            if drain:
+                await self._drain()
         await self._finish(code, reason)
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(Exception):  # TLS and httpx streams cannot half-close
+            await self._stream.send_eof()
+        while await self._recv() is not None:
+            pass
 
     async def _finish(self, code: int, reason: str) -> None:
         self._set_close_info(code, reason)
@@ -454,7 +472,7 @@ class WebSocket:
 
     def _set_close_info(self, code: int, reason: str) -> None:
         if self._close_info is None:
-            self._close_info = (code, reason)
+            self._close_info = (int(code), reason)
 
     def _set_done(self) -> None:
         self._done.set()
@@ -463,6 +481,7 @@ class WebSocket:
     def _wake(self) -> None:
         self._arrived.set()
         self._space.set()
+        self._changed.set()
 
     def _closed_error(self) -> ConnectionClosed:
         code, reason = self._close_info or (1006, "")

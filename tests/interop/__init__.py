@@ -1,0 +1,1 @@
+"""Interop tests: anywire against real third-party peers (see docs/interop.md)."""
