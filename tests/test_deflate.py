@@ -38,6 +38,7 @@ from wsproto.events import (
     Request,
 )
 from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.frame_protocol import Opcode, RsvBits
 from wsproto.handshake import H11Handshake
 
 from anywire.errors import InvalidHandshake
@@ -316,7 +317,8 @@ CLIENT_CASES = [
     ({}, "; client_max_window_bits=10", (10, 15, False, False)),
     ({}, '; client_max_window_bits="10"', (10, 15, False, False)),
     ({}, "; client_max_window_bits", None),  # a response needs a value
-    ({}, "; client_max_window_bits=8", None),  # zlib cannot deflate with 8
+    # zlib cannot deflate with 8: accepted, and we then send every message uncompressed
+    ({}, "; client_max_window_bits=8", (8, 15, False, False)),
     ({}, "; client_max_window_bits=16", None),
     ({}, "; server_max_window_bits=7", None),
     ({}, "; server_no_context_takeover=1", None),
@@ -754,3 +756,21 @@ def test_control_frame_inside_a_compressed_message() -> None:
         ("ping", b"ping"),
         ("msg", "ünïcode" * 20),
     ]
+
+
+def test_client_told_to_use_an_8_bit_window_sends_uncompressed() -> None:
+    ext = BoundedDeflate(threshold=0)
+    ext.finalize(PMD + "; client_max_window_bits=8")
+
+    class Client:
+        client = True
+
+    rsv, data = ext.frame_outbound(
+        Client(),  # type: ignore[arg-type]
+        Opcode.TEXT,
+        RsvBits(False, False, False),
+        b"x" * 1000,
+        True,
+    )
+    assert not rsv.rsv1
+    assert data == b"x" * 1000

@@ -798,13 +798,6 @@ async def test_client_inflates_with_an_8_bit_server_window(node: NodePeers) -> N
             assert digest(await receive(ws)) == digest(message)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidHandshake,
-    reason="we offer a bare client_max_window_bits, so RFC 7692 7.1.2.2 lets the server "
-    "answer any value from 8 to 15; when it answers 8 we refuse the handshake (zlib cannot "
-    "compress with an 8-bit window) instead of accepting and sending uncompressed",
-)
 async def test_client_accepts_an_8_bit_client_window(node: NodePeers) -> None:
     async with (
         node.server('--deflate={"clientMaxWindowBits": 8}') as server,

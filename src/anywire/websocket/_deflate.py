@@ -226,7 +226,9 @@ class BoundedDeflate(Extension):
             raise ValueError(f"server_max_window_bits above the {offered} offered")
         want_client = self._want_client_bits or 15
         client_bits = _window(response, "client_max_window_bits", want_client)
-        if not 9 <= client_bits <= want_client:
+        # 8 is valid (RFC 7692 7.1.2.2) but zlib cannot compress with it: we then send
+        # every message uncompressed, which the RFC allows per message.
+        if not 8 <= client_bits <= want_client:
             raise ValueError(f"cannot use client_max_window_bits={client_bits}")
         client_nct = self.client_no_context_takeover or "client_no_context_takeover" in response
         self._agree(client_nct, client_bits, server_nct, server_bits)
@@ -312,12 +314,18 @@ class BoundedDeflate(Extension):
         if opcode.iscontrol():
             return rsv, data
         if opcode is not Opcode.CONTINUATION:  # decided once per message
-            self._out_compressed = not fin or len(data) >= self.threshold
+            self._out_compressed = self._can_compress(proto.client) and (
+                not fin or len(data) >= self.threshold
+            )
             if self._out_compressed:
                 rsv = RsvBits(True, rsv.rsv2, rsv.rsv3)
         if not self._out_compressed:
             return rsv, data
         return rsv, self._deflate(proto.client, data, fin)
+
+    def _can_compress(self, client: bool) -> bool:
+        bits = self.client_max_window_bits if client else self.server_max_window_bits
+        return bits >= 9
 
     def _deflate(self, client: bool, data: bytes, fin: bool) -> bytes:
         if self._deflater is None:
