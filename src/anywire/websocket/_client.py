@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
@@ -219,7 +220,7 @@ class Connect:
         try:
             response_headers = normalize_headers(response.headers.raw)
             if response.status_code != 101:
-                raise await _rejected(response, response_headers)
+                raise await self._rejected(response, response_headers)
             subprotocol, accepted = validate_server_response(
                 key, response_headers, subprotocols=self.subprotocols, extensions=extensions
             )
@@ -251,6 +252,9 @@ class Connect:
         except httpx.TransportError as exc:
             raise ConnectFailed(f"could not connect to {self.url}: {exc!r}") from exc
 
+    async def _rejected(self, response: httpx.Response, headers: Headers) -> HandshakeRejected:
+        return await _rejected(response, headers, self.open_timeout)
+
     def _extensions(self) -> list[Extension]:
         return default_extensions(
             compression=self.compression,
@@ -271,13 +275,23 @@ class Connect:
                 await http.aclose()
 
 
-async def _rejected(response: httpx.Response, headers: Headers) -> HandshakeRejected:
+async def _read_reject_body(response: httpx.Response) -> bytes:
     body = b""
     async for chunk in response.aiter_raw():
         body += chunk
         if len(body) >= _MAX_REJECT_BODY:
-            body = body[:_MAX_REJECT_BODY]
-            break
+            return body[:_MAX_REJECT_BODY]
+    return body
+
+
+async def _rejected(
+    response: httpx.Response, headers: Headers, timeout: float | None
+) -> HandshakeRejected:
+    """The error for a non-101 answer, with as much of its body as comes in time."""
+    body = b""
+    # A body cut short or malformed, or one too slow: keep the status, drop the body.
+    with anyio.move_on_after(timeout), contextlib.suppress(httpx.HTTPError):
+        body = await _read_reject_body(response)
     return HandshakeRejected(
         f"server refused the WebSocket upgrade with HTTP {response.status_code}",
         status_code=response.status_code,

@@ -388,6 +388,7 @@ class WebSocket:
         self._arrived.set()
 
     async def _on_close(self, event: CloseConnection) -> None:
+        self._set_close_info(event.code, event.reason or "")
         state = self._proto.state
         if state is ConnectionState.REMOTE_CLOSING:
             await self._send_event(event.response(), quiet=True)
@@ -400,7 +401,7 @@ class WebSocket:
 
     async def _send_event(self, event: Event, *, quiet: bool = False) -> None:
         async with self._send_lock:
-            if self._proto.state not in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            if not self._may_send(event):
                 if quiet:
                     return
                 raise self._closed_error()
@@ -417,6 +418,13 @@ class WebSocket:
                     raise
                 if not quiet:
                     raise self._closed_error() from exc
+
+    def _may_send(self, event: Event) -> bool:
+        state = self._proto.state
+        if state is ConnectionState.OPEN:
+            return True
+        # After the peer's close frame only our close frame may follow.
+        return state is ConnectionState.REMOTE_CLOSING and isinstance(event, CloseConnection)
 
     # -- closing ------------------------------------------------------------------
 
