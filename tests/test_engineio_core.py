@@ -945,3 +945,32 @@ def test_link_delivers_everything_in_order(actions: list[tuple[str, Any]], limit
     assert link.received("client") == expected["client"]
     assert state_of(link.server) is SessionState.OPEN
     assert state_of(link.client) is SessionState.OPEN
+
+
+def test_client_reports_its_queue_and_what_it_never_sent() -> None:
+    client = opened_client()
+    assert client.send_message("in flight", 1.0) == [sent(msg("in flight"))]
+    client.send_message("a", 1.0)
+    client.send_message(b"\x01", 1.0)
+    assert client.queued == (2, 3)  # packets, bytes ("4a" and the binary byte)
+    client.send_packet(Packet(P.NOOP), 1.0)  # not a message: never reported as unsent
+    events = client.transport_lost(POLLING, 1.1, error=OSError("reset"))
+    assert isinstance(events[0], Closed)
+    assert client.unsent == ("a", b"\x01")
+    assert client.queued == (0, 0)
+
+
+def test_client_posts_at_most_max_batch_packets() -> None:
+    client = opened_client(maxPayload=10_000)
+    client.send_message("first", 1.0)  # the POST in flight
+    for i in range(20):
+        client.send_message(str(i), 1.0)
+    batch = client.writer_idle(1.1)[0]
+    assert isinstance(batch, SendPackets)
+    assert len(batch.packets) == 16  # python-engineio's server refuses more
+    other = ClientSession(POLLING, now=0.0, max_batch_packets=None)
+    other.receive_payload(handshake_payload(maxPayload=10_000), 0.0)
+    other.send_message("first", 1.0)
+    for i in range(20):
+        other.send_message(str(i), 1.0)
+    assert len(other.writer_idle(1.1)[0].packets) == 20  # type: ignore[union-attr]

@@ -372,6 +372,36 @@ async def test_post_chunked_body() -> None:
         await client.stream.aclose()
 
 
+async def test_body_complete_is_known_with_the_last_chunk() -> None:
+    seen: list[tuple[bytes, bool]] = []
+
+    async def record(conn: ServerConnection, request: Request) -> None:
+        seen.append((b"", conn.body_complete))
+        while not conn.body_complete:
+            chunk = await conn.receive_body()
+            seen.append((chunk, conn.body_complete))
+        assert await conn.receive_body() == b""
+        await conn.send_response(200)
+
+    async with serving(record) as (client, _):
+        await client.send(build("POST", "/", body=b"hello"))
+        client.expect("POST")
+        assert (await client.read_response()).status == 200
+        assert seen == [(b"", False), (b"hello", True)]
+        seen.clear()
+        await client.send(build("GET", "/"))
+        client.expect()
+        assert (await client.read_response()).status == 200
+        assert seen == [(b"", True)]
+        seen.clear()
+        head = build("POST", "/", [("transfer-encoding", "chunked")])
+        await client.send(head + b"2\r\nhi\r\n0\r\n\r\n")
+        client.expect("POST")
+        assert (await client.read_response()).status == 200
+        assert seen[-1] == (b"", True)
+        assert (b"hi", False) in seen
+
+
 async def test_413_on_content_length_before_reading() -> None:
     limits = HTTPLimits(max_body_size=10, close_linger=1)
     async with serving(limits=limits) as (client, server):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import socket
 import ssl
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -30,6 +32,7 @@ from anywire.streams import (
     TCPServerInfo,
     get_socket_peer_address,
     open_tcp_stream,
+    serve_listeners,
     serve_tcp,
 )
 from tests.conftest import timeout
@@ -496,6 +499,53 @@ async def test_max_connections_makes_accept_wait() -> None:
                 assert await second.read_exactly(2) == b"ok"
             assert served == [b"1", b"2"]
             tg.cancel_scope.cancel()
+
+
+async def test_max_connections_reached_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="anywire.streams")
+    entered = anyio.Event()
+    release = anyio.Event()
+
+    async def handler(stream: BufferedStream) -> None:
+        entered.set()
+        await release.wait()
+
+    with anyio.fail_after(timeout(10)):
+        async with anyio.create_task_group() as tg:
+            info = await start_server(tg, handler, max_connections=1)
+            async with await open_tcp_stream("127.0.0.1", info.port):
+                await entered.wait()
+                release.set()
+            tg.cancel_scope.cancel()
+    messages = [r.getMessage() for r in caplog.records if r.name == "anywire.streams"]
+    assert messages == ["max_connections (1) reached: new connections wait until one closes"]
+
+
+async def test_serve_listeners_serves_tcp_and_unix_listeners() -> None:
+    directory = tempfile.mkdtemp(prefix="aw")  # Unix socket paths must stay short
+    path = os.path.join(directory, "s.sock")
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    unix = await anyio.create_unix_listener(path)
+    listeners = [*tcp.listeners, unix]
+    try:
+        with anyio.fail_after(timeout(10)):
+            async with anyio.create_task_group() as tg:
+                info = await tg.start(
+                    partial(serve_listeners, echo, listeners)  # type: ignore[arg-type]
+                )
+                assert len(info.addresses) == 1  # the Unix socket has no IP address
+                async with await open_tcp_stream("127.0.0.1", info.port) as client:
+                    await client.write(b"tcp")
+                    assert await client.read_exactly(3) == b"tcp"
+                async with await anyio.connect_unix(path) as client_unix:
+                    await client_unix.send(b"unix")
+                    assert await client_unix.receive() == b"unix"
+                tg.cancel_scope.cancel()
+    finally:
+        os.unlink(path)
+        os.rmdir(directory)
+    with pytest.raises(anyio.ClosedResourceError):
+        await unix.accept()  # serve_listeners closed what it was given
 
 
 @pytest.fixture(scope="module")

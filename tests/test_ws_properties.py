@@ -228,9 +228,6 @@ def check_http_answer(request: bytes, response: bytes) -> None:
         tokens = {accept_token(k.decode()).encode() for k in keys}
         assert header_of(head, b"sec-websocket-accept") in tokens, (request, head)
         version = request.split(b"\n", 1)[0].rstrip(b"\r").rsplit(b" ", 1)[-1]
-        if version == b"HTTP/1.0":
-            event("known bug B6: 101 to HTTP/1.0")  # test_an_http_1_0_upgrade_is_refused
-            return
         assert re.fullmatch(rb"HTTP/1\.[1-9]", version), request  # RFC 6455 4.2.1 (1)
     else:
         assert 400 <= status < 600, head
@@ -249,7 +246,7 @@ async def send_then_read_all(url: str, data: bytes) -> bytes:
 @given(data=st.one_of(st.binary(max_size=2048), near_http_request()))
 @example(data=b"")
 @example(data=b"GET / HTTP/1.1\r\n\r\n")
-@example(data=upgrade_request().replace(b"HTTP/1.1", b"HTTP/1.0"))  # known bug B6
+@example(data=upgrade_request().replace(b"HTTP/1.1", b"HTTP/1.0"))  # was bug B6
 @example(data=b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03")  # a TLS ClientHello
 async def test_bytes_before_the_handshake_get_an_http_error_or_a_close(
     server: Served, data: bytes
@@ -615,12 +612,6 @@ async def test_send_after_the_peers_close_frame_raises_connection_closed() -> No
     assert (close.opcode, close.close_code) == (CLOSE, 1000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="B2: an upgrade request with a body makes switch_protocols() raise "
-    "LocalProtocolError: no answer, and a traceback logged at ERROR",
-)
 async def test_an_upgrade_request_with_a_body_is_answered(caplog: pytest.LogCaptureFixture) -> None:
     request = upgrade_request().replace(b"\r\n\r\n", b"\r\nContent-Length: 3\r\n\r\nabc")
     async with running_server(echo) as url:
@@ -630,13 +621,6 @@ async def test_an_upgrade_request_with_a_body_is_answered(caplog: pytest.LogCapt
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="B3: a malformed request head is answered 400, then the HTTP layer's "
-    "RemoteProtocolError escapes the connection handler and serve_tcp logs a traceback "
-    "at ERROR, once per bad connection",
-)
 async def test_a_malformed_request_is_refused_without_logging_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -647,12 +631,6 @@ async def test_a_malformed_request_is_refused_without_logging_an_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="B6: an upgrade request in HTTP/1.0 is answered 101; RFC 6455 4.2.1 requires "
-    "HTTP/1.1 or higher (else 400), RFC 9110 7.8 says to ignore Upgrade in HTTP/1.0",
-)
 async def test_an_http_1_0_upgrade_is_refused() -> None:
     async with running_server(echo) as url:
         with anyio.fail_after(timeout(5)):

@@ -42,6 +42,7 @@ __all__ = [
     "TCPServerInfo",
     "get_socket_peer_address",
     "open_tcp_stream",
+    "serve_listeners",
     "serve_tcp",
     "start_tcp_server",
 ]
@@ -59,6 +60,8 @@ _ACCEPT_RETRY_DELAY = 0.1
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 #: accept() failures that concern one dropped connection only: retry at once.
 _ACCEPT_TRANSIENT_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO})
+#: "max_connections reached" is logged at most once per this many seconds.
+_FULL_LOG_INTERVAL = 10.0
 
 #: What :func:`serve_tcp` calls for each connection.
 TCPHandler = Callable[["BufferedStream"], Awaitable[object]]
@@ -349,6 +352,42 @@ async def serve_tcp(
     (``None``: cancel them at once; ``math.inf``: wait for them). With
     ``max_connections``, accepting waits while that many connections are open.
     """
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port, backlog=backlog)
+    await serve_listeners(
+        handler,
+        # create_tcp_listener() builds SocketListeners; its type says Listener[SocketStream]
+        cast("list[SocketListener]", listener.listeners),
+        graceful_shutdown=graceful_shutdown,
+        ssl_context=ssl_context,
+        tls_standard_compatible=tls_standard_compatible,
+        tls_handshake_timeout=tls_handshake_timeout,
+        max_connections=max_connections,
+        max_buffer_size=max_buffer_size,
+        logger=logger,
+        task_status=task_status,
+    )
+
+
+async def serve_listeners(
+    handler: TCPHandler,
+    listeners: Sequence[SocketListener],
+    *,
+    graceful_shutdown: float | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    tls_standard_compatible: bool = True,
+    tls_handshake_timeout: float = _TLS_HANDSHAKE_TIMEOUT,
+    max_connections: int | None = None,
+    max_buffer_size: int = _DEFAULT_MAX_BUFFER_SIZE,
+    logger: logging.Logger | None = None,
+    task_status: TaskStatus[TCPServerInfo] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve_tcp` over listeners the caller opened, until cancelled.
+
+    For several addresses, IPv6 and Unix sockets (``anyio.create_unix_listener``):
+    every listener feeds the same handler, connection limit and graceful
+    shutdown. The listeners are closed when this returns. The reported
+    :class:`TCPServerInfo` lists the IP addresses only (Unix sockets have none).
+    """
     limiter = anyio.CapacityLimiter(max_connections) if max_connections else None
     server = _TCPServer(
         handler,
@@ -360,10 +399,11 @@ async def serve_tcp(
         max_buffer_size,
         logger or _LOGGER,
     )
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port, backlog=backlog)
-    async with listener:
-        # create_tcp_listener() builds SocketListeners; its type says Listener[SocketStream]
-        await server.run(cast("list[SocketListener]", listener.listeners), task_status)
+    try:
+        await server.run(listeners, task_status)
+    finally:
+        for listener in listeners:
+            await anyio.aclose_forcefully(listener)
 
 
 async def start_tcp_server(
@@ -417,11 +457,12 @@ class _TCPServer:
     logger: logging.Logger
     _deadline: float = field(default=math.inf, init=False)
     _scopes: set[anyio.CancelScope] = field(default_factory=set, init=False)
+    _full_logged_at: float = field(default=-math.inf, init=False)
 
     async def run(
         self, listeners: Sequence[SocketListener], task_status: TaskStatus[TCPServerInfo]
     ) -> None:
-        info = TCPServerInfo(tuple(_local_address(listener) for listener in listeners))
+        info = TCPServerInfo(_ip_addresses(listeners))
         async with anyio.create_task_group() as tg:
             for listener in listeners:
                 tg.start_soon(self._accept_loop, listener, tg)
@@ -442,6 +483,7 @@ class _TCPServer:
             while True:
                 token = object()
                 if self.limiter is not None:
+                    self._log_if_full(self.limiter)
                     await self.limiter.acquire_on_behalf_of(token)
                 try:
                     stream = await self._accept(listener)
@@ -449,6 +491,17 @@ class _TCPServer:
                     self._release(token)
                     raise
                 tg.start_soon(self._connection, stream, token)
+
+    def _log_if_full(self, limiter: anyio.CapacityLimiter) -> None:
+        """Say (at most every ``_FULL_LOG_INTERVAL`` s) that accepting waits for a free slot."""
+        now = anyio.current_time()
+        if limiter.available_tokens >= 1 or now - self._full_logged_at < _FULL_LOG_INTERVAL:
+            return
+        self._full_logged_at = now
+        self.logger.warning(
+            "max_connections (%d) reached: new connections wait until one closes",
+            limiter.total_tokens,
+        )
 
     async def _accept(self, listener: SocketListener) -> SocketStream:
         while True:
@@ -519,9 +572,10 @@ async def _aclose_quietly(stream: ByteStream, peer: str, logger: logging.Logger)
         await anyio.aclose_forcefully(stream)
 
 
-def _local_address(listener: SocketListener) -> tuple[str, int]:
-    address = listener.extra(SocketAttribute.local_address)
-    return _ip_address(address)
+def _ip_addresses(listeners: Sequence[SocketListener]) -> tuple[tuple[str, int], ...]:
+    """The ``(host, port)`` of every IP listener (Unix socket listeners have no such address)."""
+    addresses = (listener.extra(SocketAttribute.local_address) for listener in listeners)
+    return tuple(_ip_address(address) for address in addresses if isinstance(address, tuple))
 
 
 def _peer(stream: TypedAttributeProvider) -> str:

@@ -7,7 +7,7 @@ holding the ``ws`` version pinned in ``tests/interop/package.json``:
 * else a cache filled here with ``npm install``: ``.nox/.cache/interop-node`` (the
   folder the nox session uses) when ``.nox`` exists, else
   ``$XDG_CACHE_HOME/anywire-interop`` (``~/.cache/anywire-interop``). An install that
-  already holds the pinned ``ws`` is reused without running npm.
+  already holds every pinned package (``ws``, ``engine.io``) is reused without running npm.
 
 Without node, npm or the packages, the node tests skip, except on CI (``CI`` set), where
 they fail: CI never silently skips its proof.
@@ -52,17 +52,32 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def pinned_ws_version() -> str:
+def pinned_versions() -> dict[str, str]:
+    """Every node package package.json pins: ``{"ws": "8.23.0", "engine.io": ...}``."""
     manifest = json.loads((HERE / "package.json").read_text(encoding="utf-8"))
-    return str(manifest["dependencies"]["ws"])
+    return {name: str(version) for name, version in manifest["dependencies"].items()}
 
 
-def installed_ws_version(node_modules: Path) -> str | None:
+def pinned_ws_version() -> str:
+    return pinned_versions()["ws"]
+
+
+def installed_version(node_modules: Path, package: str) -> str | None:
     try:
-        manifest = json.loads((node_modules / "ws" / "package.json").read_text("utf-8"))
+        manifest = json.loads((node_modules / package / "package.json").read_text("utf-8"))
         return str(manifest["version"])
     except (OSError, ValueError, KeyError):
         return None
+
+
+def installed_ws_version(node_modules: Path) -> str | None:
+    return installed_version(node_modules, "ws")
+
+
+def install_is_current(node_modules: Path) -> bool:
+    """Whether ``node_modules`` holds every pinned package at its pinned version."""
+    pinned = pinned_versions().items()
+    return all(installed_version(node_modules, name) == version for name, version in pinned)
 
 
 def cache_prefix() -> Path:
@@ -73,10 +88,10 @@ def cache_prefix() -> Path:
 
 
 def npm_install() -> Path:
-    """Install package.json into the cache (unless it already holds the pinned ws)."""
+    """Install package.json into the cache (unless it already holds every pinned package)."""
     prefix = cache_prefix()
     node_modules = prefix / "node_modules"
-    if installed_ws_version(node_modules) == pinned_ws_version():
+    if install_is_current(node_modules):
         return node_modules
     npm = shutil.which("npm")
     if npm is None:
@@ -129,8 +144,11 @@ async def stop_process(process: Process) -> None:
 class NodeServer:
     """A running ``ws_server.js``: its port and the JSON events it prints."""
 
-    def __init__(self, port: int, stdout: BufferedByteReceiveStream) -> None:
+    def __init__(
+        self, port: int, stdout: BufferedByteReceiveStream, *, pid: int | None = None
+    ) -> None:
         self.port = port
+        self.pid = pid
         self._stdout = stdout
 
     def url(self, path: str = "/echo") -> str:
@@ -164,9 +182,12 @@ class NodePeers:
         return {**os.environ, "NODE_PATH": str(self.node_modules)}
 
     @asynccontextmanager
-    async def server(self, *args: str) -> AsyncIterator[NodeServer]:
-        """Run ``ws_server.js *args``; yield it once it has printed its port."""
-        command = [self.executable, str(SCRIPTS / "ws_server.js"), *args]
+    async def server(self, *args: str, script: str = "ws_server.js") -> AsyncIterator[NodeServer]:
+        """Run ``script *args`` (``ws_server.js``); yield it once it has printed its port.
+
+        ``NodeServer.pid`` is the process id (to stop it with SIGSTOP, to kill it).
+        """
+        command = [self.executable, str(SCRIPTS / script), *args]
         # stdin stays an open pipe: the server exits by itself if this process dies.
         process = await anyio.open_process(command, env=self.env, stderr=None)
         try:
@@ -176,9 +197,9 @@ class NodePeers:
                 with anyio.fail_after(timeout(10)):
                     first_line = await stdout.receive_until(b"\n", 64)
             except (anyio.IncompleteRead, anyio.EndOfStream) as exc:
-                message = f"ws_server.js exited before printing its port: {command}"
+                message = f"{script} exited before printing its port: {command}"
                 raise RuntimeError(message) from exc
-            yield NodeServer(int(first_line), stdout)
+            yield NodeServer(int(first_line), stdout, pid=process.pid)
         finally:
             await stop_process(process)
 
@@ -227,7 +248,8 @@ def pytest_report_header() -> list[str]:
             node_version = subprocess.run(
                 [node, "--version"], capture_output=True, text=True, timeout=60, check=True
             ).stdout.strip()
+    pinned = ", ".join(f"{name} {version}" for name, version in pinned_versions().items())
     return [
         f"interop peers: websockets {websockets.version.version}, "
-        f"node {node_version}, ws {pinned_ws_version()} (pinned)"
+        f"node {node_version}, {pinned} (pinned)"
     ]

@@ -36,7 +36,7 @@ from websockets.extensions.permessage_deflate import (
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as websockets_connect
 
-from anywire.errors import ConnectionClosed, HandshakeRejected, InvalidHandshake
+from anywire.errors import ConnectionClosed, HandshakeRejected
 from anywire.websocket import WebSocket, connect
 from tests.conftest import timeout
 from tests.ws_helpers import echo, running_server

@@ -121,6 +121,16 @@ class ConnectionCore:
         return self._switched
 
     @property
+    def body_complete(self) -> bool:
+        """Whether the request body was received whole (``receive_body`` would return ``b""``).
+
+        True as soon as the last byte of a ``Content-Length`` body is returned,
+        so a reader can tell the last chunk without another call; for a chunked
+        body, once its terminating chunk was read. Also True between requests.
+        """
+        return self._h11.their_state is not h11.SEND_BODY
+
+    @property
     def client_disconnected(self) -> bool:
         """Whether the client ended its side (EOF, even a half-close) or reset the connection."""
         return self._io.peer_gone

@@ -238,6 +238,9 @@ class RequestReader(ConnectionCore):
         limit = self._limits.max_body_size
         if limit is not None and self._body_received > limit:
             await self._too_large()
+        assert self._request is not None
+        if self._body_received == self._request.content_length:
+            self._next_event()  # the EndOfMessage, known without reading: the body is complete
         return data
 
     async def _too_large(self) -> NoReturn:

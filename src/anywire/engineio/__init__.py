@@ -1,17 +1,37 @@
-"""Engine.IO v4, sans-I/O core: packets, payloads and the session state machines.
+"""Engine.IO v4: the sans-I/O core (packets, payloads, session state machines) and the client.
 
-The I/O server (an ASGI app) and client build on these; every protocol rule
-and bound lives here. See ``docs/engineio-protocol.md`` for the wire format and
-the reference behaviours matched.
+The I/O server (an ASGI app) and client build on the core; every protocol
+rule and bound lives there. See ``docs/engineio-protocol.md`` for the wire
+format and the reference behaviours matched, ``docs/engineio-client.md`` for
+the client::
+
+    async with anywire.engineio.connect("http://127.0.0.1:5000") as client:
+        await client.send("hello")
+        async for message in client:
+            print(message)
 """
 
 from __future__ import annotations
 
+from anywire.engineio import exceptions as exceptions
+from anywire.engineio._client import AsyncClient as AsyncClient
+from anywire.engineio._client_connect import connect as connect
+from anywire.engineio._client_utils import BackgroundTask as BackgroundTask
+from anywire.engineio._client_utils import ClientState as ClientState
+from anywire.engineio._client_utils import Queue as Queue
+from anywire.engineio._client_utils import reason as reason
+from anywire.engineio._errors import ClientConnectionError as ClientConnectionError
+from anywire.engineio._errors import ConnectionLost as ConnectionLost
+from anywire.engineio._errors import EngineIOError as EngineIOError
+from anywire.engineio._errors import InvalidResponse as InvalidResponse
 from anywire.engineio._errors import PacketError as PacketError
 from anywire.engineio._errors import PayloadTooLarge as PayloadTooLarge
 from anywire.engineio._errors import PingTimeout as PingTimeout
+from anywire.engineio._errors import QueueEmpty as QueueEmpty
 from anywire.engineio._errors import QueueFull as QueueFull
+from anywire.engineio._errors import ServerUnreachable as ServerUnreachable
 from anywire.engineio._errors import SessionClosed as SessionClosed
+from anywire.engineio._errors import UnexpectedStatus as UnexpectedStatus
 from anywire.engineio._packets import DEFAULT_JSON as DEFAULT_JSON
 from anywire.engineio._packets import Handshake as Handshake
 from anywire.engineio._packets import JsonModule as JsonModule
@@ -42,7 +62,21 @@ from anywire.engineio._session import UpgradeFailed as UpgradeFailed
 
 __all__ = [
     "DEFAULT_JSON",
+    "AsyncClient",
+    "BackgroundTask",
+    "ClientConnectionError",
     "ClientSession",
+    "ClientState",
+    "ConnectionLost",
+    "EngineIOError",
+    "InvalidResponse",
+    "Queue",
+    "QueueEmpty",
+    "ServerUnreachable",
+    "UnexpectedStatus",
+    "connect",
+    "exceptions",
+    "reason",
     "CloseTransport",
     "Closed",
     "DisconnectReason",

@@ -15,6 +15,7 @@ from anywire.engineio._errors import PacketError, PayloadTooLarge
 from anywire.engineio._packets import (
     SEPARATOR,
     Packet,
+    PacketType,
     decode_packet,
     encode_text,
     utf8_length,
@@ -69,8 +70,11 @@ def text_size(packet: Packet) -> int:
     return 1 + (utf8_length(data) if data else 0)
 
 
-def fit_batch(packets: Iterable[Packet], max_payload: int | None) -> int:
-    """How many leading ``packets`` fit in one payload of at most ``max_payload`` bytes.
+def fit_batch(
+    packets: Iterable[Packet], max_payload: int | None, max_packets: int | None = None
+) -> int:
+    """How many leading ``packets`` fit in one payload of at most ``max_payload`` bytes
+    (and, if given, ``max_packets`` packets).
 
     Always at least one when there is a packet: a packet longer than
     ``max_payload`` on its own travels alone, as the reference client sends it
@@ -78,6 +82,8 @@ def fit_batch(packets: Iterable[Packet], max_payload: int | None) -> int:
     """
     count, total = 0, -1  # no separator before the first packet
     for packet in packets:
+        if max_packets is not None and count >= max_packets > 0:
+            break
         if max_payload is not None:
             total += 1 + text_size(packet)
             if total > max_payload and count:
@@ -127,11 +133,12 @@ class Outbox:
         self.nbytes += size
         return True
 
-    def take(self, max_payload: int | None) -> tuple[Packet, ...]:
-        """Remove and return the next batch: everything if ``max_payload`` is None,
+    def take(self, max_payload: int | None, max_packets: int | None = None) -> tuple[Packet, ...]:
+        """Remove and return the next batch: everything if both bounds are None,
         else what fits one payload (see :func:`fit_batch`)."""
         packets = self._packets
-        count = fit_batch(packets, max_payload) if max_payload is not None else len(packets)
+        bounded = max_payload is not None or max_packets is not None
+        count = fit_batch(packets, max_payload, max_packets) if bounded else len(packets)
         if count == len(packets):
             batch = tuple(packets)
             self.clear()
@@ -139,6 +146,11 @@ class Outbox:
         batch = tuple([packets.popleft() for _ in range(count)])
         self.nbytes -= sum(packet.wire_size() for packet in batch)
         return batch
+
+    def messages(self) -> tuple[str | bytes, ...]:
+        """The data of the queued MESSAGE packets, in order."""
+        message = PacketType.MESSAGE
+        return tuple(p.data for p in self._packets if p.type is message and p.data is not None)
 
     def clear(self) -> None:
         """Drop every queued packet."""

@@ -240,8 +240,11 @@ class _Session:
         self._writable = False  # the transport can take a batch now
         self._paused = False  # probe answered: polling must stay quiet until the switch
         self._batch_limit: int | None = None
+        self._batch_packets: int | None = None  # at most this many packets per POST
         self._close_deadline: float | None = None
         self.close_reason: DisconnectReason | None = None
+        #: The messages still queued when the session finished without sending them.
+        self.unsent: tuple[str | bytes, ...] = ()
 
     @property
     def state(self) -> SessionState:
@@ -251,6 +254,11 @@ class _Session:
     def transport(self) -> Transport:
         """The transport in use (``WEBSOCKET`` from :class:`UpgradeDone` on)."""
         return self._transport
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Packets and bytes waiting in the outgoing queue (bounded by ``max_queue*``)."""
+        return len(self._queue), self._queue.nbytes
 
     def __repr__(self) -> str:
         return (
@@ -378,7 +386,10 @@ class _Session:
         if not (self._writable and self._queue) or self._paused:
             return []
         polling = self._transport is Transport.POLLING
-        packets = self._queue.take(self._batch_limit if polling else None)
+        if polling:
+            packets = self._queue.take(self._batch_limit, self._batch_packets)
+        else:
+            packets = self._queue.take(None)
         self._writable = False
         events: list[Event] = [SendPackets(packets, self._transport)]
         if self._state is SessionState.CLOSING and not self._queue:
@@ -408,6 +419,7 @@ class _Session:
         return events + self._flush()
 
     def _finish(self) -> list[Event]:
+        self.unsent = self._queue.messages()
         self._queue.clear()
         self._writable = False
         self._set_state(_Trigger.FINISH)
@@ -648,7 +660,8 @@ class ClientSession(_Session):
     to POST or write; call :meth:`writer_idle` when done). Polling runs ``while
     session.begin_poll(now):`` GET, :meth:`receive_payload`. The server pings;
     the session answers, and ends with "transport error" when no PING comes
-    within pingInterval + pingTimeout.
+    within pingInterval + pingTimeout. A POST carries at most
+    ``max_batch_packets`` packets (python-engineio's server refuses more than 16).
     """
 
     _own_close_reason = DisconnectReason.CLIENT_DISCONNECT
@@ -662,6 +675,7 @@ class ClientSession(_Session):
         max_queue: int = 1024,
         max_queue_bytes: int = 16 * _MiB,
         close_timeout: float = 30.0,
+        max_batch_packets: int | None = 16,
     ) -> None:
         super().__init__(
             transport,
@@ -674,6 +688,7 @@ class ClientSession(_Session):
         self.handshake: Handshake | None = None
         self._ping_deadline: float | None = None
         self._poll_active = False
+        self._batch_packets = max_batch_packets
 
     @property
     def sid(self) -> str | None:

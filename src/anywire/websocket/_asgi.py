@@ -5,27 +5,40 @@ answers pings and enforces its own size limits; this adapter maps the ASGI
 ``websocket.*`` messages to the same API as :class:`WebSocket`.
 ``max_message_size`` is checked on each message the host delivers (after the
 host buffered it); ``ping_interval``, ``latency`` and compression settings are
-the host's.
+the host's. Under anywire's own runner, :func:`accept_asgi` gets the full
+driver instead, through the ``anywire.websocket`` scope extension.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from anywire.errors import ConcurrencyError, ConnectionClosed, InvalidHandshake
-from anywire.websocket._handshake import check_origin, normalize_headers
+from anywire.errors import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidHandshake,
+)
+from anywire.websocket._handshake import ClientOffer, header_value, normalize_headers
 
 if TYPE_CHECKING:
+    from anywire.websocket._connection import WebSocket
     from anywire.websocket._server import ASGIScope, ServerSettings
 
-__all__ = ["ASGIWebSocket", "accept_asgi"]
+__all__ = ["NATIVE_EXTENSION", "ASGIWebSocket", "NativeAccept", "accept_asgi"]
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+#: ``scope["extensions"]["anywire.websocket"]["accept"]``: ``(subprotocol, extra
+#: headers, settings, ws_class) -> WebSocket``, the handshake done by the runner.
+NativeAccept = Callable[
+    [str | None, Sequence[tuple[str, str]], "ServerSettings", "type[WebSocket] | None"],
+    Awaitable["WebSocket"],
+]
 
 
 class ASGIWebSocket:
@@ -106,10 +119,8 @@ class ASGIWebSocket:
     async def __anext__(self) -> str | bytes:
         try:
             message = await self.receive()
-        except ConnectionClosed as exc:
-            if exc.reason in (1000, 1001):
-                raise StopAsyncIteration from None
-            raise
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
         assert message is not None
         return message
 
@@ -156,35 +167,31 @@ class ASGIWebSocket:
         return ConnectionClosed.for_code(code, reason)
 
 
-async def accept_asgi(asgi: ASGIScope, settings: ServerSettings) -> ASGIWebSocket:
-    """Answer the ASGI ``websocket.connect`` message and return the connection."""
-    from anywire.websocket._handshake import ClientOffer
-    from anywire.websocket._server import HandshakeRequest
+#: The scope extension anywire's own runner puts in every ``websocket`` scope.
+NATIVE_EXTENSION = "anywire.websocket"
 
+
+async def accept_asgi(
+    asgi: ASGIScope, settings: ServerSettings, *, ws_class: type[WebSocket] | None = None
+) -> ASGIWebSocket | WebSocket:
+    """Answer the ASGI ``websocket.connect`` message and return the connection.
+
+    Under anywire's runner (the scope has the ``anywire.websocket``
+    extension) the runner does the handshake with ``settings`` and hands over
+    the full driver, a :class:`WebSocket` in pull mode; under any other
+    server the result is an :class:`ASGIWebSocket` over ASGI messages.
+    """
     scope, receive, send = asgi
     if scope.get("type") != "websocket":
         raise TypeError(f"accept(asgi=...) needs a websocket scope, not {scope.get('type')!r}")
     message = await receive()
     if message.get("type") != "websocket.connect":
         raise InvalidHandshake(f"expected websocket.connect, got {message.get('type')!r}")
-    headers = normalize_headers(scope.get("headers", []))
-    offer = ClientOffer(
-        key="",
-        subprotocols=list(scope.get("subprotocols") or []),
-        origin=next((v for n, v in headers if n == "origin"), None),
-        host=next((v for n, v in headers if n == "host"), None),
-    )
-    if not check_origin(offer, settings.allowed_origins):
-        await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
-        raise InvalidHandshake(f"origin {offer.origin!r} is not allowed", status_code=403)
-    request = HandshakeRequest(
-        path=scope.get("path", "/"),
-        headers=headers,
-        subprotocols=offer.subprotocols,
-        server_subprotocols=settings.subprotocols,
-        origin=offer.origin,
-    )
-    subprotocol = settings.choose_subprotocol(request)
+    subprotocol = await _choose(scope, send, settings)
+    native = (scope.get("extensions") or {}).get(NATIVE_EXTENSION)
+    if native is not None:
+        accept: NativeAccept = native["accept"]
+        return await accept(subprotocol, settings.extra_headers, settings, ws_class)
     accept_msg: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}
     if settings.extra_headers:
         accept_msg["headers"] = [(n.encode(), v.encode()) for n, v in settings.extra_headers]
@@ -196,3 +203,21 @@ async def accept_asgi(asgi: ASGIScope, settings: ServerSettings) -> ASGIWebSocke
         subprotocol=subprotocol,
         max_message_size=settings.options.max_message_size,
     )
+
+
+async def _choose(scope: Mapping[str, Any], send: Send, settings: ServerSettings) -> str | None:
+    """Check the origin (refusing with 1008, which hosts turn into 403) and pick a subprotocol."""
+    from anywire.websocket._server import choose_subprotocol
+
+    headers = normalize_headers(scope.get("headers", []))
+    offer = ClientOffer(
+        key="",
+        subprotocols=list(scope.get("subprotocols") or []),
+        origin=header_value(headers, "origin"),
+        host=header_value(headers, "host"),
+    )
+    try:
+        return choose_subprotocol(offer, scope.get("path", "/"), headers, settings)
+    except InvalidHandshake:
+        await send({"type": "websocket.close", "code": 1008, "reason": "origin not allowed"})
+        raise

@@ -290,9 +290,7 @@ class WebSocket:
                 message = self._messages.popleft()
                 self._space.set()
                 return message
-            if self._close_info is not None and (
-                self._done.is_set() or not self._reader_running
-            ):
+            if self._close_info is not None and (self._done.is_set() or not self._reader_running):
                 raise self._closed_error()
             if self._reader_running:
                 self._arrived = anyio.Event()

@@ -158,7 +158,9 @@ class ClientOffer:
     host: str | None = None
 
 
-def parse_client_request(method: str, headers: Headers) -> ClientOffer:
+def parse_client_request(
+    method: str, headers: Headers, *, http_version: str = "1.1"
+) -> ClientOffer:
     """Validate an upgrade request; raise InvalidHandshake with the status to send.
 
     The status is in ``status_code``: 400 for a bad request, 426 for a
@@ -166,6 +168,10 @@ def parse_client_request(method: str, headers: Headers) -> ClientOffer:
     """
     if method != "GET":
         raise InvalidHandshake("a WebSocket upgrade must use GET", status_code=400)
+    if http_version == "1.0":  # RFC 6455 4.2.1; RFC 9110 7.8 ignores Upgrade in 1.0
+        raise InvalidHandshake("a WebSocket upgrade needs HTTP/1.1", status_code=400)
+    if _has_body(headers):
+        raise InvalidHandshake("a WebSocket upgrade request has no body", status_code=400)
     if not _has_token(headers, "connection", "upgrade"):
         raise InvalidHandshake("missing 'Connection: Upgrade' header", status_code=400)
     if not _has_token(headers, "upgrade", "websocket"):
@@ -182,6 +188,13 @@ def parse_client_request(method: str, headers: Headers) -> ClientOffer:
         origin=header_value(headers, "origin"),
         host=header_value(headers, "host"),
     )
+
+
+def _has_body(headers: Headers) -> bool:
+    if header_value(headers, "transfer-encoding") is not None:
+        return True
+    length = header_value(headers, "content-length")
+    return length is not None and length.strip() not in ("", "0")
 
 
 def _valid_key(key: str) -> bool:

@@ -15,8 +15,8 @@ from anyio.abc import ByteStream, SocketStream, TaskStatus
 from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import Extension
 
-from anywire._http import HTTPLimits, ServerConnection
-from anywire.errors import InvalidHandshake
+from anywire._http import HTTPLimits, Request, ServerConnection
+from anywire.errors import InvalidHandshake, LimitExceeded, ProtocolError
 from anywire.streams import BufferedStream, serve_tcp
 from anywire.websocket._asgi import ASGIWebSocket, accept_asgi
 from anywire.websocket._connection import WebSocket, WebSocketOptions
@@ -31,7 +31,18 @@ from anywire.websocket._handshake import (
     server_response_headers,
 )
 
-__all__ = ["Accept", "AioServer", "HandshakeRequest", "accept", "serve_websocket"]
+__all__ = [
+    "Accept",
+    "AioServer",
+    "HandshakeRequest",
+    "ServerSettings",
+    "accept",
+    "accept_stream",
+    "choose_subprotocol",
+    "complete_handshake",
+    "refuse_handshake",
+    "serve_websocket",
+]
 
 _log = logging.getLogger("anywire.websocket")
 
@@ -166,7 +177,7 @@ class Accept:
     async def open(self) -> WebSocket | ASGIWebSocket:
         """Run the server side of the opening handshake."""
         if self._asgi is not None:
-            return await accept_asgi(self._asgi, self._settings)
+            return await accept_asgi(self._asgi, self._settings, ws_class=self._ws_class)
         stream = self._stream
         if stream is None:
             assert self._sock is not None
@@ -177,7 +188,10 @@ class Accept:
 
     async def _accept_with_headers(self, stream: ByteStream, headers: Headers) -> WebSocket:
         offer = parse_client_request("GET", headers)
-        response_headers, protocol, subprotocol = _answer(offer, "/", headers, self._settings)
+        subprotocol = choose_subprotocol(offer, "/", headers, self._settings)
+        response_headers, protocol = _answer(
+            offer, subprotocol, self._settings, self._settings.extra_headers
+        )
         head = _response_head(response_headers)
         await stream.send(head)
         return self._ws_class(
@@ -196,10 +210,10 @@ def _response_head(headers: Headers) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def _answer(
+def choose_subprotocol(
     offer: ClientOffer, path: str, headers: Headers, settings: ServerSettings
-) -> tuple[Headers, Connection, str | None]:
-    """Choose subprotocol and extensions; return the 101 headers and the protocol object."""
+) -> str | None:
+    """Check the origin (403 if refused) and let ``settings`` choose the subprotocol."""
     if not check_origin(offer, settings.allowed_origins):
         raise InvalidHandshake(f"origin {offer.origin!r} is not allowed", status_code=403)
     request = HandshakeRequest(
@@ -209,15 +223,61 @@ def _answer(
         server_subprotocols=settings.subprotocols,
         origin=offer.origin,
     )
-    subprotocol = settings.choose_subprotocol(request)
+    return settings.choose_subprotocol(request)
+
+
+def _answer(
+    offer: ClientOffer,
+    subprotocol: str | None,
+    settings: ServerSettings,
+    extra_headers: Sequence[tuple[str, str]],
+) -> tuple[Headers, Connection]:
+    """Negotiate extensions; return the 101 headers and the protocol object."""
     ext_header, accepted = negotiate_extensions(offer.extensions, settings.extensions())
     response_headers = server_response_headers(
         offer,
         subprotocol=subprotocol,
         extensions_header=ext_header,
-        extra_headers=settings.extra_headers,
+        extra_headers=extra_headers,
     )
-    return response_headers, Connection(ConnectionType.SERVER, extensions=accepted), subprotocol
+    return response_headers, Connection(ConnectionType.SERVER, extensions=accepted)
+
+
+async def complete_handshake(
+    http: ServerConnection,
+    request: Request,
+    settings: ServerSettings,
+    subprotocol: str | None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+    *,
+    ws_class: type[WebSocket] = WebSocket,
+) -> WebSocket:
+    """Answer ``request`` (read by ``http``) with 101 and return the connection.
+
+    The one place a server-side WebSocket comes to life over the HTTP layer:
+    :func:`accept_stream` and the ASGI runner both end here. ``subprotocol``
+    is already chosen (by ``settings`` or by an ASGI app); ``extra_headers``
+    go into the 101 response. Extensions (compression) and the connection's
+    options come from ``settings``. Raises :class:`InvalidHandshake` if the
+    request is not a valid upgrade (nothing is sent then: see
+    :func:`refuse_handshake`).
+    """
+    headers = normalize_headers(request.headers)
+    offer = parse_client_request(request.method, headers, http_version=request.http_version)
+    response_headers, protocol = _answer(offer, subprotocol, settings, extra_headers)
+    trailing = await http.switch_protocols(response_headers)
+    if trailing:
+        protocol.receive_data(trailing)
+    return ws_class(
+        http.stream,
+        protocol,
+        subprotocol=subprotocol,
+        options=settings.options,
+        request_headers=headers,
+        response_headers=response_headers,
+        path=request.path,
+        logger=settings.logger,
+    )
 
 
 async def accept_stream(
@@ -234,27 +294,18 @@ async def accept_stream(
         raise InvalidHandshake("the client closed the connection before a request")
     headers = normalize_headers(request.headers)
     try:
-        offer = parse_client_request(request.method, headers)
-        response_headers, protocol, subprotocol = _answer(offer, request.path, headers, settings)
+        offer = parse_client_request(request.method, headers, http_version=request.http_version)
+        subprotocol = choose_subprotocol(offer, request.path, headers, settings)
     except InvalidHandshake as exc:
-        await _refuse(http, exc)
+        await refuse_handshake(http, exc)
         raise
-    trailing = await http.switch_protocols(response_headers)
-    if trailing:
-        protocol.receive_data(trailing)
-    return ws_class(
-        stream,
-        protocol,
-        subprotocol=subprotocol,
-        options=settings.options,
-        request_headers=headers,
-        response_headers=response_headers,
-        path=request.path,
-        logger=settings.logger,
+    return await complete_handshake(
+        http, request, settings, subprotocol, settings.extra_headers, ws_class=ws_class
     )
 
 
-async def _refuse(http: ServerConnection, exc: InvalidHandshake) -> None:
+async def refuse_handshake(http: ServerConnection, exc: InvalidHandshake) -> None:
+    """Answer a bad upgrade request with ``exc.status_code`` (400 if unset) and close."""
     status = exc.status_code or 400
     extra = [("sec-websocket-version", "13")] if status == 426 else []
     with anyio.CancelScope(shield=True), anyio.move_on_after(5):
@@ -358,7 +409,8 @@ async def serve_websocket(
     async def on_connection(stream: BufferedStream) -> None:
         try:
             ws = await accept_stream(stream, settings)
-        except InvalidHandshake as exc:
+        except (InvalidHandshake, ProtocolError, LimitExceeded) as exc:
+            # Already answered (400, 403, 408, 426, 431, ...) by the HTTP layer or by us.
             settings.logger.info("refused WebSocket handshake: %s", exc)
             return
         async with ws:

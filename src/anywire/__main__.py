@@ -1,0 +1,12 @@
+"""``python -m anywire serve module:app``: see ``python -m anywire serve --help``."""
+
+from __future__ import annotations
+
+import sys
+
+from anywire.server._cli import main
+
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    sys.exit(main())
