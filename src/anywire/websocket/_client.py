@@ -14,13 +14,14 @@ import anyio
 import httpcore
 import httpx
 from anyio.abc import ByteStream, SocketAttribute
-from wsproto.connection import Connection, ConnectionType
+from wsproto.connection import ConnectionType
 from wsproto.extensions import Extension
 
 from anywire.errors import ConnectFailed, HandshakeRejected
 from anywire.reconnect import Reconnector, ReconnectPolicy
 from anywire.websocket._connection import WebSocket, WebSocketOptions
 from anywire.websocket._deflate import default_extensions
+from anywire.websocket._frames import FastConnection
 from anywire.websocket._handshake import (
     Headers,
     HeadersLike,
@@ -234,7 +235,7 @@ class Connect:
         after_close = self._close_http if close_http else None
         return self._ws_class(
             _NetworkStream(network_stream, response, after_close),
-            Connection(ConnectionType.CLIENT, extensions=accepted),
+            FastConnection(ConnectionType.CLIENT, extensions=accepted),
             subprotocol=subprotocol,
             options=self.options,
             request_headers=request_headers,

@@ -42,6 +42,7 @@ from wsproto.events import (
 
 from anywire._tasks import owned_task_group
 from anywire.errors import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from anywire.websocket._frames import FastConnection
 from anywire.websocket._keepalive import Keepalive
 
 __all__ = ["WebSocket", "WebSocketOptions"]
@@ -86,7 +87,7 @@ class WebSocket:
     def __init__(
         self,
         stream: ByteStream,
-        protocol: Connection,
+        protocol: Connection | FastConnection,
         *,
         subprotocol: str | None = None,
         options: WebSocketOptions = WebSocketOptions(),

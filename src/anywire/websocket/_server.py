@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import ByteStream, SocketStream, TaskStatus
-from wsproto.connection import Connection, ConnectionType
+from wsproto.connection import ConnectionType
 from wsproto.extensions import Extension
 
 from anywire._http import HTTPLimits, Request, ServerConnection
@@ -21,6 +21,7 @@ from anywire.streams import BufferedStream, serve_tcp
 from anywire.websocket._asgi import ASGIWebSocket, accept_asgi
 from anywire.websocket._connection import WebSocket, WebSocketOptions
 from anywire.websocket._deflate import default_extensions
+from anywire.websocket._frames import FastConnection
 from anywire.websocket._handshake import (
     ClientOffer,
     Headers,
@@ -231,7 +232,7 @@ def _answer(
     subprotocol: str | None,
     settings: ServerSettings,
     extra_headers: Sequence[tuple[str, str]],
-) -> tuple[Headers, Connection]:
+) -> tuple[Headers, FastConnection]:
     """Negotiate extensions; return the 101 headers and the protocol object."""
     ext_header, accepted = negotiate_extensions(offer.extensions, settings.extensions())
     response_headers = server_response_headers(
@@ -240,7 +241,7 @@ def _answer(
         extensions_header=ext_header,
         extra_headers=extra_headers,
     )
-    return response_headers, Connection(ConnectionType.SERVER, extensions=accepted)
+    return response_headers, FastConnection(ConnectionType.SERVER, extensions=accepted)
 
 
 async def complete_handshake(
