@@ -14,6 +14,7 @@ the client::
 from __future__ import annotations
 
 from anywire.engineio import exceptions as exceptions
+from anywire.engineio._asgi_app import ASGIApp as ASGIApp
 from anywire.engineio._client import AsyncClient as AsyncClient
 from anywire.engineio._client_connect import connect as connect
 from anywire.engineio._client_utils import BackgroundTask as BackgroundTask
@@ -44,6 +45,8 @@ from anywire.engineio._packets import encode_text as encode_text
 from anywire.engineio._payload import batch as batch
 from anywire.engineio._payload import decode_payload as decode_payload
 from anywire.engineio._payload import encode_payload as encode_payload
+from anywire.engineio._server import AsyncServer as AsyncServer
+from anywire.engineio._server import ConnectionRefusedError as ConnectionRefusedError
 from anywire.engineio._session import ClientSession as ClientSession
 from anywire.engineio._session import Closed as Closed
 from anywire.engineio._session import CloseTransport as CloseTransport
@@ -62,7 +65,10 @@ from anywire.engineio._session import UpgradeFailed as UpgradeFailed
 
 __all__ = [
     "DEFAULT_JSON",
+    "ASGIApp",
     "AsyncClient",
+    "AsyncServer",
+    "ConnectionRefusedError",
     "BackgroundTask",
     "ClientConnectionError",
     "ClientSession",

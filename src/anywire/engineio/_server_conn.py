@@ -1,0 +1,198 @@
+"""One server session on anyio: the sans-I/O :class:`ServerSession` plus its I/O state.
+
+A :class:`Conn` turns the core's events into I/O: parked polling GETs are
+:class:`PollWaiter` objects answered by ``SendPackets``; a WebSocket has an
+:class:`Outbox` drained by one writer task; the heartbeat runs in one timer
+task per session (a cancel scope whose deadline follows
+``ServerSession.next_deadline()``, so a timeout fires at the deadline, not
+at a sweep). Handler calls (``message``, ``disconnect``) are handed back to
+the caller, which runs them: the core never waits for the application.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from anywire.engineio._packets import Packet, PacketType, Transport, encode_text
+from anywire.engineio._session import (
+    Closed,
+    CloseTransport,
+    DisconnectReason,
+    Event,
+    MessageReceived,
+    RejectRequest,
+    SendPackets,
+    SendProbe,
+    ServerSession,
+    SessionState,
+    UpgradeDone,
+    UpgradeFailed,
+)
+
+__all__ = ["Conn", "HandlerCall", "Outbox", "PollWaiter"]
+
+_CLOSE_BODY = encode_text(Packet(PacketType.CLOSE))
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerCall:
+    """An application event to fire: ``("message", data)`` or ``("disconnect", reason)``."""
+
+    event: str
+    arg: Any
+
+
+class PollWaiter:
+    """A parked polling GET: ``body`` is set once packets (or the end) arrive."""
+
+    __slots__ = ("body", "ready")
+
+    def __init__(self) -> None:
+        self.body: str | None = None
+        self.ready = anyio.Event()
+
+    def answer(self, body: str) -> None:
+        if self.body is None:
+            self.body = body
+            self.ready.set()
+
+
+@dataclass(slots=True)
+class Outbox:
+    """What one WebSocket's writer has to do: batches of frames, then maybe a close.
+
+    ``items`` holds ``(frames, is_batch)``; after writing a batch the writer
+    calls ``writer_idle`` on the session (never after the probe's ``3probe``).
+    """
+
+    items: deque[tuple[list[str | bytes], bool]] = field(default_factory=deque)
+    closing: bool = False
+    wake: anyio.Event = field(default_factory=anyio.Event)
+
+    def put(self, frames: list[str | bytes], is_batch: bool) -> None:
+        self.items.append((frames, is_batch))
+        self.wake.set()
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake.set()
+
+    async def wait(self) -> None:
+        while not self.items and not self.closing:
+            self.wake = anyio.Event()
+            await self.wake.wait()
+
+
+class Conn:
+    """A server session and its transports. Every method is synchronous except
+    :meth:`run_timer`; the returned :class:`HandlerCall` list must be run by the caller."""
+
+    def __init__(self, core: ServerSession, environ: dict[str, Any]) -> None:
+        self.core = core
+        self.sid = core.sid
+        self.environ = environ
+        self.user_session: dict[str, Any] = {}
+        self.polls: deque[PollWaiter] = deque()
+        self.ws_outbox: Outbox | None = None  # the session's WebSocket, once on it
+        self.probe_outbox: Outbox | None = None  # the WebSocket being probed
+        self.finished = anyio.Event()
+        self.closed_reason: DisconnectReason | None = None
+        self._timer_scope: anyio.CancelScope | None = None
+        self.on_finish: Callable[[Conn], None] = lambda conn: None
+
+    def __repr__(self) -> str:
+        return f"<Conn {self.sid} {self.core!r}>"
+
+    @property
+    def transport(self) -> Transport:
+        return self.core.transport
+
+    def apply(self, events: list[Event]) -> tuple[list[HandlerCall], RejectRequest | None]:
+        """Do what ``events`` say; return the handler calls and the request's refusal."""
+        calls: list[HandlerCall] = []
+        reject: RejectRequest | None = None
+        for event in events:
+            if isinstance(event, MessageReceived):
+                calls.append(HandlerCall("message", event.data))
+            elif isinstance(event, SendPackets):
+                self._send(event)
+            elif isinstance(event, RejectRequest):
+                reject = reject or event
+            elif isinstance(event, Closed):
+                self.closed_reason = event.reason
+                calls.append(HandlerCall("disconnect", event.reason))
+            else:
+                self._transport_event(event)
+        self._reschedule()
+        return calls, reject
+
+    def _send(self, event: SendPackets) -> None:
+        if event.transport is Transport.POLLING:
+            body = event.payload()
+            while self.polls:
+                waiter = self.polls.popleft()
+                if waiter.body is None:
+                    waiter.answer(body)
+                    return
+            return  # the core only emits this with a GET parked; nothing to answer
+        if self.ws_outbox is not None:
+            self.ws_outbox.put(event.frames(), True)
+
+    def _transport_event(self, event: Event) -> None:
+        if isinstance(event, SendProbe):
+            if self.probe_outbox is not None:
+                self.probe_outbox.put([encode_text(event.packet)], False)
+        elif isinstance(event, UpgradeDone):
+            self.ws_outbox, self.probe_outbox = self.probe_outbox, None
+        elif isinstance(event, UpgradeFailed):
+            if self.probe_outbox is not None:
+                self.probe_outbox.close()
+            self.probe_outbox = None
+        elif isinstance(event, CloseTransport):
+            self.finish()
+
+    def finish(self) -> None:
+        """The session is over: release every waiter, close the WebSockets, stop the timer."""
+        if self.finished.is_set():
+            return
+        self.finished.set()
+        while self.polls:
+            self.polls.popleft().answer(_CLOSE_BODY)
+        for outbox in (self.ws_outbox, self.probe_outbox):
+            if outbox is not None:
+                outbox.close()
+        if self._timer_scope is not None:
+            self._timer_scope.cancel()
+        self.on_finish(self)
+
+    def park(self) -> PollWaiter:
+        waiter = PollWaiter()
+        self.polls.append(waiter)
+        return waiter
+
+    def _reschedule(self) -> None:
+        scope = self._timer_scope
+        if scope is not None and not self.finished.is_set():
+            deadline = self.core.next_deadline()
+            scope.deadline = math.inf if deadline is None else deadline
+
+    async def run_timer(self, run_calls: Callable[[Conn, list[HandlerCall]], Any]) -> None:
+        """The heartbeat: call ``tick`` at each deadline until the session finishes."""
+        while not self.finished.is_set() and self.core.state is not SessionState.CLOSED:
+            deadline = self.core.next_deadline()
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
+                self._timer_scope = scope
+                await anyio.sleep_forever()
+            self._timer_scope = None
+            if self.finished.is_set():
+                return
+            calls, _ = self.apply(self.core.tick(anyio.current_time()))
+            if calls:
+                await run_calls(self, calls)
+        self.finish()
