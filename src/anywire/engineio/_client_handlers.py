@@ -17,8 +17,7 @@ from typing import Any, Final
 import anyio
 from anyio.abc import TaskGroup
 
-from anywire.engineio._client_utils import BackgroundTask, Queue, call_handler
-from anywire.engineio._errors import QueueEmpty
+from anywire.engineio._client_utils import BackgroundTask, Queue, SeedUtilities, call_handler
 from anywire.engineio._packets import JsonModule
 
 __all__ = ["EVENTS", "MAX_HANDLER_TASKS", "ClientHandlers", "Handler", "Message"]
@@ -30,7 +29,7 @@ Handler = Callable[..., Any]
 Message = str | bytes | Any
 
 
-class ClientHandlers:
+class ClientHandlers(SeedUtilities):
     """Handlers, messages in and out, background tasks: what ``AsyncClient`` shares with
     python-engineio's API beyond connecting."""
 
@@ -75,22 +74,6 @@ class ClientHandlers:
         else:
             self._deferred.append(task)
         return task
-
-    async def sleep(self, seconds: float = 0) -> None:
-        """Sleep for ``seconds`` (``anyio.sleep``)."""
-        await anyio.sleep(seconds)
-
-    def create_queue(self, maxsize: int = 0) -> Queue[Any]:
-        """A queue with asyncio.Queue's methods, for asyncio or trio."""
-        return Queue(maxsize)
-
-    def get_queue_empty_exception(self) -> type[QueueEmpty]:
-        """The exception ``get_nowait()`` raises on an empty :meth:`create_queue` queue."""
-        return QueueEmpty
-
-    def create_event(self) -> anyio.Event:
-        """An event (``anyio.Event``: ``set()``, ``is_set()``, ``await wait()``)."""
-        return anyio.Event()
 
     # -- internals --------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from anywire.engineio._packets import Transport
 from anywire.engineio._session import DisconnectReason
 
 __all__ = [
+    "SeedUtilities",
     "BackgroundTask",
     "ClientState",
     "Queue",
@@ -209,3 +210,23 @@ def ready(link: T) -> Callable[[], Awaitable[T]]:
         return link
 
     return attempt
+
+
+class SeedUtilities:
+    """python-engineio's utility methods, shared by the client and the server."""
+
+    async def sleep(self, seconds: float = 0) -> None:
+        """Sleep for ``seconds`` (``anyio.sleep``)."""
+        await anyio.sleep(seconds)
+
+    def create_queue(self, maxsize: int = 0) -> Queue[Any]:
+        """A queue with asyncio.Queue's methods, for asyncio or trio."""
+        return Queue(maxsize)
+
+    def get_queue_empty_exception(self) -> type[QueueEmpty]:
+        """The exception ``get_nowait()`` raises on an empty :meth:`create_queue` queue."""
+        return QueueEmpty
+
+    def create_event(self) -> anyio.Event:
+        """An event (``anyio.Event``: ``set()``, ``is_set()``, ``await wait()``)."""
+        return anyio.Event()

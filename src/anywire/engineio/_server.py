@@ -26,8 +26,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from anywire.engineio._client_utils import BackgroundTask, Queue, call_handler, transports_of
-from anywire.engineio._errors import EngineIOError, QueueEmpty, SessionClosed
+from anywire.engineio._client_utils import (
+    BackgroundTask,
+    SeedUtilities,
+    call_handler,
+    transports_of,
+)
+from anywire.engineio._errors import EngineIOError, SessionClosed
 from anywire.engineio._packets import DEFAULT_JSON, JsonModule, Packet, PacketType, Transport
 from anywire.engineio._server_conn import Conn
 from anywire.engineio._server_requests import RequestHandling
@@ -77,7 +82,7 @@ def _logger(logger: bool | logging.Logger) -> logging.Logger:
     return _log
 
 
-class AsyncServer(RequestHandling):
+class AsyncServer(RequestHandling, SeedUtilities):
     """An Engine.IO v4 server (python-engineio's ``AsyncServer`` options and methods).
 
     ``async_mode`` is accepted for compatibility; anywire serves ASGI on
@@ -251,18 +256,6 @@ class AsyncServer(RequestHandling):
         task = BackgroundTask(target, args, kwargs)
         self._tg.start_soon(task.run, self.logger)
         return task
-
-    async def sleep(self, seconds: float = 0) -> None:
-        await anyio.sleep(seconds)
-
-    def create_queue(self, maxsize: int = 0) -> Queue[Any]:
-        return Queue(maxsize)
-
-    def get_queue_empty_exception(self) -> type[QueueEmpty]:
-        return QueueEmpty
-
-    def create_event(self) -> anyio.Event:
-        return anyio.Event()
 
     def generate_id(self) -> str:
         """A session id from :mod:`secrets` (20 URL-safe characters)."""
