@@ -8,6 +8,7 @@ import importlib.metadata
 import importlib.util
 import io
 import json
+import math
 import os
 import select
 import shutil
@@ -175,6 +176,38 @@ def run_load(scenario: str, args: Sequence[str], settings: Settings, timeout: fl
 
 #: Other load (in CPUs) above which a measurement is marked in the tables.
 OTHER_LIMIT = 0.25
+#: How much slower than its best the probe loop may run before the host counts as busy.
+SLOWDOWN_LIMIT = 1.15
+_probe_best: list[float] = []  # the fastest probe of this run, in seconds
+
+
+def probe_seconds(cpu: int | None) -> float:
+    """Time a fixed pure-Python loop on ``cpu`` (the server's): best of 5.
+
+    The machine is a VM, and its host's other guests slow it down invisibly (no steal
+    time, no busy CPU in /proc/stat); a loop that suddenly runs slower shows it.
+    """
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        best = math.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            total = 0
+            for i in range(100_000):
+                total += i
+            best = min(best, time.perf_counter() - start)
+    finally:
+        os.sched_setaffinity(0, before)
+    return best
+
+
+def host_slowdown(settings: Settings) -> float:
+    """The probe's time relative to its best in this run (1.0: as fast as ever)."""
+    seconds = probe_seconds(settings.server_cpu)
+    _probe_best[:] = [min([seconds, *_probe_best])]
+    return seconds / _probe_best[0]
 
 
 def machine_busy_cpus(interval: float = 0.5) -> float:
@@ -191,20 +224,29 @@ def machine_busy_cpus(interval: float = 0.5) -> float:
     return (elapsed - (idle1 - idle0)) / elapsed * (os.cpu_count() or 1)
 
 
-def wait_for_quiet(settings: Settings) -> None:
-    """Wait (up to ``settings.quiet_wait`` s) until other programs leave the CPUs alone.
+def wait_for_quiet(settings: Settings) -> float:
+    """Wait (up to ``settings.quiet_wait`` s) until other programs leave the CPUs alone
+    and the probe loop runs at its usual speed; return the probe's last slowdown.
 
     A shared machine (tests, builds) skews every number; a measurement that could not
-    wait is marked in the tables through the ``other_cpu`` its load generator reports.
+    wait is marked in the tables through the ``other_cpu`` its load generator reports
+    and the slowdown of the probe.
     """
     deadline = time.monotonic() + settings.quiet_wait
-    busy = machine_busy_cpus()
-    if busy <= settings.quiet_cpus:
-        return
-    print(f"    waiting for a quiet machine: other programs keep {busy:.1f} CPUs busy", flush=True)
-    while busy > settings.quiet_cpus and time.monotonic() < deadline:
+    said = False
+    while True:
+        busy, slowdown = machine_busy_cpus(), host_slowdown(settings)
+        calm = busy <= settings.quiet_cpus and slowdown <= SLOWDOWN_LIMIT
+        if calm or time.monotonic() >= deadline:
+            return slowdown
+        if not said:
+            print(
+                f"    waiting for a quiet machine: other programs keep {busy:.1f} CPUs busy, "
+                f"a probe loop runs {slowdown:.2f}x its best time",
+                flush=True,
+            )
+            said = True
         time.sleep(1.0)
-        busy = machine_busy_cpus()
 
 
 def clk_tck() -> int:
@@ -290,13 +332,27 @@ def _measure(row: Row, name: str, args: list[str], settings: Settings) -> Result
     scenario = name.split("-")[0]
     tries: list[Result] = []
     for _ in range(settings.retries + 1):
-        wait_for_quiet(settings)
+        before = wait_for_quiet(settings)
         result = run_load(scenario, args, settings, _window_timeout(settings))
+        if "error" not in result:
+            result["slowdown"] = max(before, host_slowdown(settings))
         _progress(row, name, result)
         tries.append(result)
-        if "error" in result or result["other_cpu"] <= OTHER_LIMIT:
+        if not disturbed(result):
             break
-    return min(tries, key=lambda r: r.get("other_cpu", 0.0))
+    return min(tries, key=_disturbance)
+
+
+def disturbed(result: Result) -> bool:
+    """Whether other programs or the host disturbed a measurement."""
+    return (
+        result.get("other_cpu", 0.0) > OTHER_LIMIT or result.get("slowdown", 1.0) > SLOWDOWN_LIMIT
+    )
+
+
+def _disturbance(result: Result) -> float:
+    other = result.get("other_cpu", 0.0) / OTHER_LIMIT
+    return max(other, (result.get("slowdown", 1.0) - 1) / (SLOWDOWN_LIMIT - 1))
 
 
 def run_idle(m: Measurements, settings: Settings) -> None:
@@ -323,6 +379,7 @@ def _progress(row: Row, name: str, result: Result) -> None:
         summary += f", server CPU {result['server_cpu_util']:.0%}"
         summary += f", client CPU {result['client_cpu_util']:.0%}"
         summary += f", other {result['other_cpu']:.2f} CPUs"
+        summary += f", probe {result.get('slowdown', 1.0):.2f}x"
     if result.get("failures"):
         summary += f"; {result['failures']} failed, first: {result['first_failure']}"
     print(f"  {row.label:<28} {name:<12} {summary}", flush=True)

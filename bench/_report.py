@@ -20,10 +20,12 @@ from _harness import (
     BENCH,
     OTHER_LIMIT,
     ROOT,
+    SLOWDOWN_LIMIT,
     Measurements,
     Result,
     Row,
     Settings,
+    disturbed,
     exported,
     git,
     scenario_args,
@@ -75,8 +77,9 @@ def _cell(m: Measurements, scenario: str, key: str, digits: int = 0, scale: floa
 
 
 def _marks(results: list[Result]) -> str:
-    """``*``: other programs were busy during the measurement; ``‡``: some echoes failed."""
-    busy = any(r.get("other_cpu", 0) > OTHER_LIMIT for r in results)
+    """``*``: the measurement was disturbed (other programs, a slow host); ``‡``: some
+    echoes failed."""
+    busy = any(disturbed(r) for r in results)
     failed = any(r.get("failures") for r in results)
     return (" *" if busy else "") + (" ‡" if failed else "")
 
@@ -115,8 +118,8 @@ def main_table(table: list[Measurements], settings: Settings) -> list[str]:
 def rounds_table(table: list[Measurements]) -> list[str]:
     lines = [
         "| server | msgs/s per round | CPU µs/msg per round | spread of µs/msg "
-        "| server CPU busy | node CPU busy | other CPUs busy (max) |",
-        "|---|---|---|--:|--:|--:|--:|",
+        "| server CPU busy | node CPU busy | other CPUs busy (max) | probe slowdown (max) |",
+        "|---|---|---|--:|--:|--:|--:|--:|",
     ]
     for m in table:
         runs = _ok(m.results.get("flood"))
@@ -129,7 +132,8 @@ def rounds_table(table: list[Measurements]) -> list[str]:
             f"| {', '.join(_fmt(u, 1) for u in us)} | {spread:.0%} "
             f"| {median_of(m, 'flood', 'server_cpu_util'):.0%} "
             f"| {median_of(m, 'flood', 'client_cpu_util'):.0%} "
-            f"| {max(r.get('other_cpu', 0) for r in runs):.2f} |"
+            f"| {max(r.get('other_cpu', 0) for r in runs):.2f} "
+            f"| {max(r.get('slowdown', 1.0) for r in runs):.2f}x |"
         )
     return lines
 
@@ -179,6 +183,11 @@ def _problem(r: Result) -> str:
         )
     if r.get("other_cpu", 0) > OTHER_LIMIT:
         notes.append(f"* other programs kept {r['other_cpu']:.2f} CPUs busy meanwhile")
+    if r.get("slowdown", 1.0) > SLOWDOWN_LIMIT:
+        notes.append(
+            f"* the server's CPU ran slow: a probe loop took {r['slowdown']:.2f}x "
+            "its best time of the run"
+        )
     return "; ".join(notes)
 
 
@@ -206,7 +215,11 @@ def goal_lines(table: list[Measurements]) -> list[str]:
     lines = []
     lines += _goal_cpu(get, per_round)
     lines += _goal_idle(get)
-    lines += _goal_handshakes(get)
+
+    def shaky(label: str, scenario: str) -> bool:
+        return label in rows and bool(_marks(_ok(rows[label].results.get(scenario))))
+
+    lines += _goal_handshakes(get, shaky)
     lines += _goal_floor(get)
     return lines
 
@@ -266,7 +279,7 @@ def _goal_idle(get: Getter) -> list[str]:
     return lines
 
 
-def _goal_handshakes(get: Getter) -> list[str]:
+def _goal_handshakes(get: Getter, shaky: Callable[[str, str], bool]) -> list[str]:
     lines = []
     for ours_label, theirs_label in (
         ("anywire-asyncio", "websockets-asyncio"),
@@ -276,9 +289,12 @@ def _goal_handshakes(get: Getter) -> list[str]:
             ours, theirs = get(ours_label, scenario, "rate"), get(theirs_label, scenario, "rate")
             if ours is None or theirs is None:
                 continue
+            caveat = ""
+            if shaky(ours_label, scenario) or shaky(theirs_label, scenario):
+                caveat = " (from a number marked `*` or `‡`: see the notes; measure again)"
             lines.append(
                 f"- Handshakes/s ({how}) at or above websockets: {ours_label} {ours:,.0f}, "
-                f"{theirs_label} {theirs:,.0f}: {_verdict(ours >= theirs)}."
+                f"{theirs_label} {theirs:,.0f}: {_verdict(ours >= theirs)}{caveat}."
             )
     return lines
 
@@ -377,19 +393,25 @@ INTRO = """\
 `python bench/run.py` (or `nox -s bench`) runs anywire's WebSocket server side by side
 with `websockets` (asyncio and trio) and `trio-websocket`, and with anyio's bare TCP echo
 as the floor. Every server runs in its own process; the load comes from node (npm `ws`),
-pinned to another core, so the Python client never competes with the server under test.
-The server's CPU time (user + system) and memory (VmRSS) are read from `/proc`.
+pinned to the other core, so no Python client competes with the server under test. The
+server's CPU time (user + system) and memory (VmRSS) are read from `/proc`.
 
 The scenarios: echo round trips of 32-byte text messages, strictly one at a time on one
 connection; 100 connections with 10 messages each in flight (aggregate messages/s, and
 server CPU per echoed message: the number the issue's goals are about); 1 MiB binary
-messages echoed one at a time; handshakes (connect + close) one at a time and several at
-a time; and the server's memory per idle connection. Compression is off in the main
-table; two reference rows turn permessage-deflate on. See `bench/README.md` for details
-and for profiling (`python bench/run.py --profile anywire-asyncio`).
+messages echoed one at a time; handshakes (connect + close) one at a time and 10 at a
+time; and the server's memory per idle connection (1,000 of them). Compression is off in
+the main table; two reference rows turn permessage-deflate on. `bench/README.md` has
+the details, and how to profile (`python bench/run.py --profile anywire-asyncio`).
 
-The rest of this page is generated; numbers vary from run to run and from machine to
-machine, so compare rows of one run, not runs.
+The machine is a 2-core VM shared with other work: `run.py` waits for a quiet moment
+before each measurement, measures again when something disturbed it, and marks what it
+could not measure undisturbed (`*`). Even so, CPU per message moves by 10-40 % between
+runs; within one run the rows are measured minutes apart at most, and the 100x10
+scenario runs in three interleaved rounds. Compare rows of one run, not runs, and trust
+ratios (given per round in the goals) more than absolute numbers.
+
+The rest of this page is generated.
 """
 
 
