@@ -188,11 +188,39 @@ def docs(session: nox.Session) -> None:
     session.log("no docs site yet: nothing to build")
 
 
+def bench_script(session: nox.Session, script: str) -> None:
+    """Install anywire with trio and the ``bench`` group, then run ``bench/<script>``."""
+    if not (ROOT / "bench" / script).is_file():
+        session.skip(f"bench/{script} does not exist yet")
+    install_project(session, "trio", *group("bench"))
+    session.run("python", f"bench/{script}", *session.posargs)
+
+
 @nox.session(python=OLDEST, default=False)
 def bench(session: nox.Session) -> None:
-    """Side-by-side benchmarks: python bench/run.py (arguments after -- go to it)."""
-    if not (ROOT / "bench" / "run.py").is_file():
-        session.skip("bench/run.py does not exist yet")
-    extra = group("bench") if "bench" in PYPROJECT.get("dependency-groups", {}) else ()
-    install_project(session, "trio", *extra)
-    session.run("python", "bench/run.py", *session.posargs)
+    """WebSocket servers side by side: python bench/run.py (arguments after -- go to it)."""
+    bench_script(session, "run.py")
+
+
+@nox.session(python=OLDEST, default=False)
+def bench_http(session: nox.Session) -> None:
+    """The ASGI runner vs uvicorn and hypercorn (wrk, node): bench/http_run.py."""
+    bench_script(session, "http_run.py")
+
+
+@nox.session(python=OLDEST, default=False)
+def bench_engineio(session: nox.Session) -> None:
+    """Engine.IO servers side by side (node engine.io-client load): bench/eio_server_run.py."""
+    bench_script(session, "eio_server_run.py")
+
+
+@nox.session(python=OLDEST, default=False)
+def bench_engineio_client(session: nox.Session) -> None:
+    """Engine.IO clients side by side against node engine.io: bench/eio_client_run.py."""
+    bench_script(session, "eio_client_run.py")
+
+
+@nox.session(python=OLDEST, default=False)
+def load(session: nox.Session) -> None:
+    """Load test: 1,000 websocket + 200 polling Engine.IO clients, bench/eio_load.py."""
+    bench_script(session, "eio_load.py")

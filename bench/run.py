@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from _harness import (
-    BENCH,
     DEFLATE_ROWS,
     MAIN_ROWS,
     ROOT,
@@ -33,20 +30,11 @@ from _harness import (
     kill_children,
     run_all,
 )
+from _node import ensure_node_packages
 from _profiling import profile
 from _report import environment, load_results, render, save_results, write_doc
 
 # -- main --------------------------------------------------------------------------------
-
-
-def ensure_node_packages() -> None:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        raise SystemExit("node and npm are needed for the load generator (node >= 18)")
-    if (BENCH / "node_modules" / "ws").is_dir():
-        return
-    print("installing the load generator's node packages into bench/node_modules", flush=True)
-    cmd = ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(BENCH)]
-    subprocess.run(cmd, check=True)
 
 
 def choose_cpus(no_pin: bool) -> tuple[int | None, int | None]:
