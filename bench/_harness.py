@@ -120,6 +120,14 @@ def server_process(
     cmd = [sys.executable, str(SERVERS_SCRIPT), row.impl, "--port", "0", *extra]
     if row.compression:
         cmd.append("--compression")
+    with server_command(cmd, settings) as (pid, port):
+        yield pid, port
+
+
+@contextlib.contextmanager
+def server_command(cmd: Sequence[str], settings: Settings) -> Iterator[tuple[int, int]]:
+    """Run ``cmd`` on the server's CPU until it prints ``PORT n``; yield ``(pid, n)``;
+    stop it on the way out."""
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -152,9 +160,16 @@ def read_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30.0) -
     return line
 
 
-def run_load(scenario: str, args: Sequence[str], settings: Settings, timeout: float) -> Result:
-    """Run one node scenario; return its JSON result (or ``{"error": ...}``)."""
-    cmd = ["node", str(LOAD_SCRIPT), scenario, *args, "--clk-tck", str(clk_tck())]
+def run_load(
+    scenario: str,
+    args: Sequence[str],
+    settings: Settings,
+    timeout: float,
+    script: Path = LOAD_SCRIPT,
+) -> Result:
+    """Run one scenario of the node load generator ``script``; return its JSON result
+    (or ``{"error": ...}``)."""
+    cmd = ["node", str(script), scenario, *args, "--clk-tck", str(clk_tck())]
     try:
         done = subprocess.run(
             cmd,
@@ -327,13 +342,21 @@ def _run_timed(m: Measurements, settings: Settings, names: list[str]) -> None:
 
 
 def _measure(row: Row, name: str, args: list[str], settings: Settings) -> Result:
-    """One timed measurement; measured again (``settings.retries`` times at most) while
-    other programs were busy during it. Keeps the one with the least other load."""
     scenario = name.split("-")[0]
+    timeout = _window_timeout(settings)
+    return least_disturbed(lambda: run_load(scenario, args, settings, timeout), row, name, settings)
+
+
+def least_disturbed(
+    measure: Callable[[], Result], row: Row, name: str, settings: Settings
+) -> Result:
+    """One timed measurement, ``measure()`` after a wait for a quiet machine; measured
+    again (``settings.retries`` times at most) while other programs were busy during it.
+    Keeps the one with the least other load. ``measure`` reports ``other_cpu``."""
     tries: list[Result] = []
     for _ in range(settings.retries + 1):
         before = wait_for_quiet(settings)
-        result = run_load(scenario, args, settings, _window_timeout(settings))
+        result = measure()
         if "error" not in result:
             result["slowdown"] = max(before, host_slowdown(settings))
         _progress(row, name, result)
