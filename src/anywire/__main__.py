@@ -1,4 +1,4 @@
-"""``python -m anywire serve module:app``: see ``python -m anywire serve --help``."""
+"""``python -m anywire serve module:app`` and ``python -m anywire demo``: see ``--help``."""
 
 from __future__ import annotations
 

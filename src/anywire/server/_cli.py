@@ -1,4 +1,4 @@
-"""``python -m anywire serve module:app``: the command line of the runner."""
+"""``python -m anywire serve module:app`` (the runner) and ``python -m anywire demo``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import Any, cast
+
+from anywire._demo import add_demo_command, run_demo
 
 from ._config import ASGIApp, ServerConfig
 from ._lifespan import LifespanError
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _http_options(serve)
     _websocket_options(serve)
     _app_options(serve)
+    add_demo_command(commands)
     return parser
 
 
@@ -237,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
     if args.command != "serve":
         parser.print_help()
         return 2
