@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -209,12 +210,80 @@ async def test_malformed_payload_is_a_transport_error_with_the_cause() -> None:
         assert isinstance(info.value.__cause__, exceptions.UnknownPacketError)
 
 
+async def test_malformed_packet_on_the_websocket_is_a_transport_error_with_the_cause() -> None:
+    async with scripted_server() as server:
+        async with engineio.connect(server.url, transports="websocket") as client:
+            assert await roundtrip(client, "ok") == "ok"
+            server.session.push("9 is no packet type")
+            with (
+                anyio.fail_after(timeout(5)),
+                pytest.raises(exceptions.SocketIsClosedError) as info,
+            ):
+                await client.receive()
+        assert isinstance(info.value.__cause__, exceptions.UnknownPacketError)
+
+
+async def test_http_error_status_on_a_poll_is_a_transport_error_with_the_status() -> None:
+    async with scripted_server() as server:
+        reasons: list[str] = []
+        async with engineio.connect(server.url, transports="polling") as client:
+            client.on("disconnect", reasons.append)
+            kill_sessions(server)  # the next GET gets 400 "Session ID unknown"
+            with (
+                anyio.fail_after(timeout(5)),
+                pytest.raises(exceptions.SocketIsClosedError) as info,
+            ):
+                await client.receive()
+        cause = info.value.__cause__
+        assert isinstance(cause, engineio.ConnectionLost)
+        assert cause.status_code == 400
+        assert reasons == [engineio.reason.TRANSPORT_ERROR]
+
+
+# -- request_timeout --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transports", ["polling", "websocket"])
+async def test_request_timeout_bounds_the_handshake(transports: str) -> None:
+    async with scripted_server() as server:
+        server.handshake_gate = anyio.Event()  # never answered
+        # Closing the abandoned WebSocket waits close_timeout for the silent server.
+        client = engineio.AsyncClient(
+            request_timeout=0.3, websocket_extra_options={"close_timeout": 0.1}
+        )
+        started = time.monotonic()
+        with anyio.fail_after(timeout(5)), pytest.raises(exceptions.ConnectionError) as info:
+            await client.connect(server.url, transports=transports)
+        assert 0.25 < time.monotonic() - started < 0.3 + timeout(1)
+        assert isinstance(info.value, engineio.ServerUnreachable)
+        assert isinstance(info.value.__cause__, TimeoutError)
+        assert client.state == "disconnected"
+        server.handshake_gate.set()
+
+
+async def test_request_timeout_bounds_a_post() -> None:
+    async with scripted_server(echo=False) as server:
+        async with engineio.connect(server.url, transports="polling", request_timeout=0.3) as c:
+            server.post_gate = anyio.Event()  # POSTs are read, never answered
+            await c.send("held")
+            started = time.monotonic()
+            with (
+                anyio.fail_after(timeout(5)),
+                pytest.raises(exceptions.SocketIsClosedError) as info,
+            ):
+                await c.receive()
+            assert 0.25 < time.monotonic() - started < 0.3 + timeout(1)
+            server.post_gate.set()
+        assert isinstance(info.value.__cause__, httpx.TimeoutException)
+
+
 # -- connecting fails ----------------------------------------------------------------------------
 
 
-async def test_unreachable_server() -> None:
+@pytest.mark.parametrize("transports", ["polling", "websocket"])
+async def test_unreachable_server(transports: str) -> None:
     with anyio.fail_after(timeout(5)), pytest.raises(exceptions.ConnectionError) as info:
-        async with engineio.connect("http://127.0.0.1:1"):
+        async with engineio.connect("http://127.0.0.1:1", transports=transports):
             pass
     assert isinstance(info.value, engineio.ServerUnreachable)
     assert isinstance(info.value.__cause__, httpx.ConnectError)
@@ -474,6 +543,103 @@ async def test_cancelling_wait_during_backoff_stops_at_once() -> None:
         assert eio.state == "closed"
 
 
+async def test_queue_while_disconnected_is_bounded() -> None:
+    policy = ReconnectPolicy(first_delay=60.0, max_delay=60.0)
+    async with scripted_server() as server:
+        async with engineio.connect(
+            server.url, transports="polling", reconnect=policy, max_queue=6
+        ) as client:
+            kill_sessions(server)
+            await server.wait_for(lambda: client.state == "reconnecting")
+            for i in range(3):  # max_queue // 2
+                await client.send(f"kept {i}")
+            with pytest.raises(exceptions.QueueFull) as info:
+                await client.send("one too many")
+            assert info.value.limit == 3
+        assert client.unsent == ["kept 0", "kept 1", "kept 2"]  # reported, not lost silently
+
+
+async def test_state_is_observable_through_a_whole_life() -> None:
+    async with scripted_server() as server:
+        client = engineio.AsyncClient(reconnect=FAST)
+        states: list[str] = [client.state]
+        client.on("connect", lambda: states.append(f"on connect: {client.state}"))
+        client.on("disconnect", lambda why: states.append(f"on disconnect: {client.state}"))
+        server.handshake_gate = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.connect, server.url, None, "polling")
+            await server.wait_for(lambda: len(server.requests) == 1)
+            states.append(client.state)
+            server.handshake_gate.set()
+            await server.wait_for(lambda: client.state == "connected")
+        states.append(client.state)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.wait)
+            kill_sessions(server)
+            await server.wait_for(lambda: len(server.sessions) == 2 and client.state == "connected")
+            states.append(client.state)
+            await client.disconnect()
+        states.append(client.state)
+    assert states == [
+        "disconnected",
+        "connecting",
+        "on connect: connected",
+        "connected",
+        "on disconnect: reconnecting",
+        "on connect: connected",
+        "connected",
+        "on disconnect: closed",
+        "closed",
+    ]
+
+
+@pytest.mark.parametrize("how", ["disconnect", "server close", "loss"])
+async def test_handle_sigint_touches_no_signal_and_no_other_task(how: str) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    cancelled: list[str] = []
+
+    async def bystander() -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append("bystander")
+            raise
+
+    async with scripted_server(echo=False) as server:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bystander)
+            eio = engineio.AsyncClient(handle_sigint=True)
+            await eio.connect(server.url, transports="polling")
+            assert signal.getsignal(signal.SIGINT) is before
+            tg.start_soon(eio.wait)
+            if how == "disconnect":
+                await eio.disconnect()
+            elif how == "server close":
+                server.session.push("1")
+            else:
+                kill_sessions(server)
+            await server.wait_for(lambda: eio.state == "closed")
+            assert cancelled == []
+            tg.cancel_scope.cancel()
+    assert cancelled == ["bystander"]  # by the test, not by the client
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+async def test_cancelling_the_block_during_backoff_stops_at_once() -> None:
+    policy = ReconnectPolicy(first_delay=60.0, max_delay=60.0)
+    async with scripted_server() as server:
+        with anyio.CancelScope() as scope:
+            async with engineio.connect(server.url, transports="polling", reconnect=policy) as c:
+                kill_sessions(server)
+                await server.wait_for(lambda: c.state == "reconnecting")
+                started = time.monotonic()
+                scope.cancel()
+                await anyio.sleep_forever()
+        assert time.monotonic() - started < timeout(1)
+        assert c.state == "closed"
+        assert len(server.sessions) == 1  # no new attempt
+
+
 # -- the scripted server ------------------------------------------------------------------
 
 SEP = "\x1e"
@@ -537,6 +703,8 @@ class ScriptedServer:
         self.set_cookie: str | None = options.pop("set_cookie", None)
         #: Set by a test to hold POST answers until it is set.
         self.post_gate: anyio.Event | None = None
+        #: Set by a test to hold handshake answers until it is set.
+        self.handshake_gate: anyio.Event | None = None
         assert not options, options
         self.sessions: list[Session] = []
         self.requests: list[Request] = []
@@ -589,6 +757,8 @@ class ScriptedServer:
         return next((s for s in self.sessions if s.sid == sid and not s.closed), None)
 
     async def on_handshake(self, http: ServerConnection) -> None:
+        if self.handshake_gate is not None:
+            await self.handshake_gate.wait()
         if self.refuse is not None:
             status, body = self.refuse
             await http.send_response(status, [("content-type", "application/json")], body)
@@ -655,6 +825,8 @@ class ScriptedServer:
 
     async def on_websocket(self, ws: WebSocket, sid: str | None) -> None:
         if sid is None:
+            if self.handshake_gate is not None:
+                await self.handshake_gate.wait()
             session = self.open_session()
             session.ws = ws
             await ws.send(self.open_packet(session, upgrades=[]))

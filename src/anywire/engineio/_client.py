@@ -456,6 +456,7 @@ class AsyncClient(ClientHandlers, anyio.AsyncContextManagerMixin):
             json=self.json,
             websocket_options=self.websocket_extra_options,
             max_queue=self.max_queue,
+            proxy=self.proxy if self.http_session is None else None,
             logger=self.logger,
         )
 

@@ -52,6 +52,8 @@ class LinkSettings:
     max_queue: int = 1024
     max_queue_bytes: int = 16 * _MiB
     max_poll_bytes: int = 16 * _MiB
+    #: The proxy of the client's own httpx client (for error messages only).
+    proxy: str | None = None
     logger: logging.Logger = logging.getLogger("anywire.engineio.client")
 
     def __post_init__(self) -> None:
@@ -144,11 +146,11 @@ async def open_websocket(http: httpx.AsyncClient, settings: LinkSettings, url: s
     connect = ws_connect(url, headers=headers, http_client=http, **options)
     try:
         return await connect.open()
-    except ConnectFailed as exc:
-        raise ServerUnreachable(str(exc)) from exc
+    except ConnectFailed as exc:  # its cause is httpx's error, as for a polling request
+        raise ServerUnreachable(str(exc)) from exc.__cause__ or exc
     except HandshakeRejected as exc:
         raise UnexpectedStatus(
-            f"Unexpected status code {exc.status_code} in server response",
+            f"Unexpected status code {exc.status_code} in server response{_hint(settings, url)}",
             _error_data(exc.body, settings.json),
             status_code=exc.status_code,
             headers=exc.headers,
@@ -156,6 +158,12 @@ async def open_websocket(http: httpx.AsyncClient, settings: LinkSettings, url: s
         ) from exc
     except InvalidHandshake as exc:
         raise InvalidResponse(str(exc)) from exc
+
+
+def _hint(settings: LinkSettings, url: str) -> str:
+    if settings.proxy is None or not url.startswith("ws:"):
+        return ""
+    return " (a forward proxy cannot carry a plain ws:// upgrade: use https, or polling)"
 
 
 async def _read_bounded(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
