@@ -1,8 +1,8 @@
 """Development sessions for anywire.
 
 ``nox`` with no arguments runs what CI runs (see ``.ci/run``), fastest checks first:
-lint, typecheck, tests on 3.11/3.12/3.13, tests_no_trio, tests_lowest, interop.
-``docs`` and ``bench`` only run when named: ``nox -s bench``.
+lint, typecheck, tests on 3.11/3.12/3.13, tests_no_trio, tests_lowest, interop, docs.
+The benchmarks (``bench*``) and the load test (``load``) only run when named: ``nox -s bench``.
 
 Arguments after ``--`` go to pytest: ``nox -s tests-3.12 -- -k websocket -x``.
 """

@@ -49,6 +49,7 @@ __all__ = [
     "AioClient",
     "AioServer",
     "ConcurrencyError",
+    "Connect",
     "ConnectFailed",
     "ConnectionClosed",
     "ConnectionClosedError",
