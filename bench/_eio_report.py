@@ -1,0 +1,252 @@
+"""The report of bench/eio_server_run.py: tables, the issue's goals, the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from _harness import BENCH, Measurements, Row, Settings
+from _report import (
+    _cpu_model,
+    _fmt,
+    _marks,
+    _node_package,
+    _ok,
+    _version,
+    anywire_source,
+    errors_section,
+    median_of,
+)
+
+#: The issue's reference numbers (2-core Linux, Python 3.11, node 20): server CPU µs
+#: per echoed message, 100 clients x 10 in flight.
+ISSUE_US = {
+    ("python-engineio-uvicorn", "ws"): 66.0,
+    ("python-engineio-uvicorn", "polling"): 199.0,
+    ("node-engine.io", "ws"): 12.0,
+    ("node-engine.io", "polling"): 36.0,
+}
+#: The goal: anywire's CPU per message at most this share of python-engineio's.
+GOAL_SHARE = {"ws": 1 / 3, "polling": 1 / 2}
+RIVAL = "python-engineio-uvicorn"
+TRANSPORTS = {"ws": "websocket", "polling": "polling"}
+PACKAGES = ["anywire", "anyio", "trio", "python-engineio", "uvicorn", "httptools", "websockets"]
+
+
+# -- numbers -----------------------------------------------------------------------------
+
+
+def cell(m: Measurements, scenario: str, key: str, digits: int = 0) -> str:
+    value = median_of(m, scenario, key)
+    if value is None:
+        return "error" if any("error" in r for r in m.results.get(scenario, [])) else "—"
+    return _fmt(value, digits) + _marks(_ok(m.results.get(scenario)))
+
+
+def transport_table(table: list[Measurements], short: str, conc: int) -> list[str]:
+    lines = [
+        "| server | round trips/s (1 client) | msgs/s (100x10) | server CPU µs/msg (100x10) "
+        f"| handshakes/s (1 / {conc} at a time) | node CPU busy (100x10) |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for m in table:
+        if m.skipped:
+            lines.append(f"| {m.row.label} | {m.skipped} | | | | |")
+            continue
+        node = median_of(m, f"flood-{short}", "client_cpu_util")
+        lines.append(
+            f"| {m.row.label} | {cell(m, f'rtt-{short}', 'rate')} "
+            f"| {cell(m, f'flood-{short}', 'rate')} "
+            f"| {cell(m, f'flood-{short}', 'cpu_us_per_op', 1)} "
+            f"| {cell(m, f'handshake1-{short}', 'rate')} / "
+            f"{cell(m, f'handshakeN-{short}', 'rate')} "
+            f"| {'—' if node is None else f'{node:.0%}'} |"
+        )
+    return lines
+
+
+def cost_table(table: list[Measurements], conc: int) -> list[str]:
+    lines = [
+        "| server | transport | µs per round trip (1 client) "
+        f"| µs per handshake (1 / {conc} at a time) |",
+        "|---|---|--:|--:|",
+    ]
+    for m in table:
+        if m.skipped:
+            continue
+        for short, transport in TRANSPORTS.items():
+            lines.append(
+                f"| {m.row.label} | {transport} | {cell(m, f'rtt-{short}', 'cpu_us_per_op', 1)} "
+                f"| {cell(m, f'handshake1-{short}', 'cpu_us_per_op')} / "
+                f"{cell(m, f'handshakeN-{short}', 'cpu_us_per_op')} |"
+            )
+    return lines
+
+
+def rounds_table(table: list[Measurements]) -> list[str]:
+    lines = [
+        "| server | transport | msgs/s per round | CPU µs/msg per round | spread "
+        "| server CPU busy | node CPU busy | other CPUs busy (max) | probe slowdown (max) |",
+        "|---|---|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for m in table:
+        for short, transport in TRANSPORTS.items():
+            runs = [r for r in _ok(m.results.get(f"flood-{short}")) if r.get("cpu_us_per_op")]
+            if not runs:
+                continue
+            us = [r["cpu_us_per_op"] for r in runs]
+            spread = (max(us) - min(us)) / statistics.median(us)
+            lines.append(
+                f"| {m.row.label} | {transport} | {', '.join(_fmt(r['rate']) for r in runs)} "
+                f"| {', '.join(_fmt(u, 1) for u in us)} | {spread:.0%} "
+                f"| {statistics.median(r['server_cpu_util'] for r in runs):.0%} "
+                f"| {statistics.median(r['client_cpu_util'] for r in runs):.0%} "
+                f"| {max(r.get('other_cpu', 0) for r in runs):.2f} "
+                f"| {max(r.get('slowdown', 1.0) for r in runs):.2f}x |"
+            )
+    return lines
+
+
+# -- the issue's goals -------------------------------------------------------------------
+
+
+def _per_round(m: Measurements, scenario: str) -> list[float | None]:
+    return [r.get("cpu_us_per_op") for r in m.results.get(scenario, [])]
+
+
+def goal_lines(table: list[Measurements]) -> list[str]:
+    rows = {m.row.impl: m for m in table if not m.skipped}
+    rival = rows.get(RIVAL)
+    lines = []
+    for short, transport in TRANSPORTS.items():
+        scenario = f"flood-{short}"
+        theirs = median_of(rival, scenario, "cpu_us_per_op") if rival else None
+        for impl in ("anywire-asyncio", "anywire-trio"):
+            ours = median_of(rows[impl], scenario, "cpu_us_per_op") if impl in rows else None
+            if ours is None or theirs is None or rival is None:
+                continue
+            pairs = zip(_per_round(rows[impl], scenario), _per_round(rival, scenario), strict=False)
+            per_round = [f"{a / b:.2f}" for a, b in pairs if a and b]
+            spread = f" (per round: {', '.join(per_round)})" if len(per_round) > 1 else ""
+            share = GOAL_SHARE[short]
+            lines.append(
+                f"- {transport}, {impl}: {ours:.1f} µs per message, python-engineio "
+                f"{theirs:.1f} µs (issue: {ISSUE_US[(RIVAL, short)]:.0f} µs): ratio "
+                f"{ours / theirs:.2f}{spread}, the goal is {share:.2f} or less: "
+                f"{'**met**' if ours <= theirs * share else '**not met**'}."
+            )
+    return lines + _node_lines(rows)
+
+
+def _node_lines(rows: dict[str, Measurements]) -> list[str]:
+    node, rival = rows.get("node-engine.io"), rows.get(RIVAL)
+    if node is None:
+        return []
+    parts = []
+    for short, transport in TRANSPORTS.items():
+        ours = median_of(node, f"flood-{short}", "cpu_us_per_op")
+        theirs = median_of(rival, f"flood-{short}", "cpu_us_per_op") if rival else None
+        if ours is None:
+            continue
+        ratio = f", {ours / theirs:.2f} of python-engineio" if theirs else ""
+        parts.append(
+            f"{transport} {ours:.1f} µs (issue: {ISSUE_US[('node-engine.io', short)]:.0f} µs"
+            f"{ratio})"
+        )
+    return [f"- For scale, node engine.io: {'; '.join(parts)}."] if parts else []
+
+
+# -- the environment and the report --------------------------------------------------
+
+
+def environment(settings: Settings, argv: Sequence[str]) -> list[str]:
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
+    npm = ", ".join(
+        f"{p} {_node_package(p)}" for p in ("engine.io", "engine.io-client", "ws", "bufferutil")
+    )
+    pinning = "not pinned"
+    if settings.server_cpu is not None:
+        pinning = (
+            f"server process on CPU {settings.server_cpu}, node load generator on CPU "
+            f"{settings.client_cpu} (sched_setaffinity)"
+        )
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"- Date: {now}; {anywire_source()}",
+        f"- Command: `python bench/eio_server_run.py{' ' if argv else ''}{shlex.join(argv)}`",
+        f"- Python {platform.python_version()}, node {node}; {versions}; npm {npm}",
+        f"- CPU: {_cpu_model()}, {os.cpu_count()} cores; Linux {platform.release()}; {pinning}",
+        f"- Each timed scenario: {settings.warmup:g} s warm-up, then {settings.duration:g} s "
+        f"measured; 100x10 in {settings.rounds} rounds, each in its own server process, "
+        "interleaved across servers (median shown)",
+    ]
+
+
+def render(table: list[Measurements], settings: Settings, env: list[str]) -> str:
+    """The generated section "engineio-server" of docs/benchmarks.md."""
+    conc = settings.handshake_concurrency
+    lines = [
+        "## Engine.IO servers",
+        "",
+        *env,
+        "",
+        "Load: the npm `engine.io-client`, forced onto one transport; 32-character text "
+        "messages echoed by the server.",
+        "",
+        "### WebSocket transport",
+        "",
+        *transport_table(table, "ws", conc),
+        "",
+        "### Polling transport",
+        "",
+        *transport_table(table, "polling", conc),
+        "",
+        "### The issue's goals",
+        "",
+        "Goal: server CPU per echoed message (100 clients x 10 in flight) at most a third of "
+        "python-engineio's (ASGI on uvicorn) over WebSocket, at most half over polling, on "
+        "asyncio and on trio; compared within this run.",
+        "",
+        *(goal_lines(table) or ["- No goal could be checked in this run."]),
+        "",
+        "### 100x10, round by round",
+        "",
+        *rounds_table(table),
+        "",
+        "### Server CPU per operation",
+        "",
+        *cost_table(table, conc),
+    ]
+    notes = errors_section(table)
+    if notes:
+        notes[1] = "### Notes on this run"
+    return "\n".join(lines + notes) + "\n"
+
+
+RESULTS = BENCH / "results"
+
+
+def save_results(table: list[Measurements], settings: Settings, env: list[str]) -> Path:
+    """Every raw result, to ``bench/results/eio-server-*.json`` (``--from-json``)."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"eio-server-{stamp}.json"
+    rows = [{"impl": m.row.impl, "skipped": m.skipped, "results": m.results} for m in table]
+    data = {"settings": dataclasses.asdict(settings), "environment": env, "rows": rows}
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def load_results(path: Path) -> tuple[list[Measurements], Settings, list[str]]:
+    data = json.loads(path.read_text())
+    table = [Measurements(Row(r["impl"]), r["results"], r["skipped"]) for r in data["rows"]]
+    return table, Settings(**data["settings"]), data["environment"]
