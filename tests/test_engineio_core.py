@@ -660,6 +660,67 @@ def test_session_closing_during_upgrade_fails_the_probe_first() -> None:
     assert events[2:] == [sent(Packet(P.CLOSE)), CloseTransport(POLLING)]  # the parked GET
 
 
+def probed_server() -> ServerSession:
+    """Upgrading, the probe answered: the client may be sending "5" right now."""
+    session = upgrading_server()
+    session.receive_frame("2probe", 2.1)
+    return session
+
+
+def test_close_between_probe_and_upgrade_packet_finishes_on_the_websocket() -> None:
+    session = probed_server()
+    session.send_message("last", 2.2)
+    assert session.close(2.2) == [Closed(R.SERVER_DISCONNECT)]  # the probe stays
+    assert state_of(session) is SessionState.CLOSING
+    assert session.receive_frame("5", 2.3) == [
+        UpgradeDone(),
+        sent(msg("last"), Packet(P.CLOSE), transport=WEBSOCKET),
+        CloseTransport(WEBSOCKET),
+    ]
+    assert state_of(session) is SessionState.CLOSED
+    assert session.next_deadline() is None
+
+
+def test_close_between_probe_and_a_failed_upgrade_falls_back_to_polling() -> None:
+    session = probed_server()
+    session.close(2.2)
+    assert session.transport_lost(WEBSOCKET, 2.3) == [UpgradeFailed("probe transport closed")]
+    assert session.handle_get(2.4) == [sent(Packet(P.CLOSE)), CloseTransport(POLLING)]
+    assert state_of(session) is SessionState.CLOSED
+
+
+def test_close_between_probe_and_upgrade_keeps_the_upgrade_timeout() -> None:
+    session = probed_server()
+    session.close(2.2)
+    assert session.next_deadline() == 2.0 + 10.0  # the upgrade's, before close_timeout
+    assert session.tick(12.0) == [UpgradeFailed("upgrade timeout")]
+    assert state_of(session) is SessionState.CLOSING
+    assert session.next_deadline() == 2.2 + 30.0
+    assert session.tick(32.2) == [CloseTransport(POLLING)]
+
+
+def test_close_between_probe_and_unexpected_frame_fails_the_upgrade() -> None:
+    session = probed_server()
+    session.close(2.2)
+    assert session.receive_frame("4late", 2.3) == [UpgradeFailed("unexpected MESSAGE on the probe")]
+    assert session.handle_get(2.4) == [sent(Packet(P.CLOSE)), CloseTransport(POLLING)]
+
+
+def test_link_server_closes_during_the_upgrade() -> None:
+    """The race end to end: the server closes after "3probe"; the client's "5" completes
+    the upgrade and both sides end at once, not at close_timeout."""
+    link = Link()
+    link.from_server(link.server.begin_upgrade(link.now))
+    (probe,) = link.client.start_upgrade(link.now)
+    assert isinstance(probe, SendProbe)
+    answer = link.server.receive_frame(encode_frame(probe.packet), link.now)
+    link.from_server(link.server.close(link.now))  # before the client saw "3probe"
+    link.from_server(answer)
+    assert state_of(link.server) is SessionState.CLOSED
+    assert state_of(link.client) is SessionState.CLOSED
+    assert Closed(R.SERVER_DISCONNECT) in link.log["client"]
+
+
 def test_repr_shows_state() -> None:
     assert repr(opened_server()) == "<ServerSession OPEN polling queued=0>"
 

@@ -323,6 +323,26 @@ async def test_upgrade_raw() -> None:
         assert rec.disconnects == [(sid, "client disconnect")]
 
 
+async def test_server_close_between_probe_and_upgrade_packet() -> None:
+    """The CLOSE goes out on the WebSocket once "5" arrives; the session ends then."""
+    eio, rec = echo_server(close_timeout=60)
+    async with serving(eio) as env:
+        sid = (await env.handshake())["sid"]
+        url = env.ws_url + f"?EIO=4&transport=websocket&sid={sid}"
+        async with ws_connect(url) as ws:
+            await ws.send("2probe")
+            assert await ws.receive() == "3probe"
+            await eio.disconnect(sid)
+            assert rec.disconnects == [(sid, "server disconnect")]
+            assert sid in eio._conns  # CLOSING: the CLOSE waits for the client's switch
+            await ws.send("5")
+            with anyio.fail_after(timeout(5)):
+                assert await ws.receive() == "1"
+                with pytest.raises(ConnectionClosed):
+                    await ws.receive()
+        assert sid not in eio._conns
+
+
 async def test_websocket_origin_is_checked() -> None:
     eio, _ = echo_server()
     async with serving(eio) as env:
@@ -412,7 +432,7 @@ async def test_failing_message_handler_keeps_session() -> None:
 # -- API --------------------------------------------------------------------------------
 
 
-async def test_session_api_and_utilities() -> None:
+async def test_session_api_and_utilities(anyio_backend_name: str) -> None:
     eio, _rec = echo_server(async_handlers=False)
     async with serving(eio) as env:
         sid = (await env.handshake())["sid"]
@@ -424,7 +444,8 @@ async def test_session_api_and_utilities() -> None:
         with pytest.raises(KeyError):
             await eio.get_session("nope")
         assert len(eio.generate_id()) >= 20
-        assert eio.async_modes() == ["asgi"]
+        modes = ["aiohttp", "asgi"] if anyio_backend_name == "asyncio" else ["asgi"]
+        assert eio.async_modes() == modes
         q = eio.create_queue()
         with pytest.raises(eio.get_queue_empty_exception()):
             q.get_nowait()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+import anyio
 
 from anywire.engineio._server import AsyncServer
 from anywire.engineio._server_http import Send, send_response
@@ -33,8 +36,9 @@ class ASGIApp:
     """Serve ``engineio_server`` at ``/engineio_path/``; everything else goes to
     ``other_asgi_app`` or ``static_files`` (python-engineio's rules), else 404.
 
-    As the top-level app, its lifespan enters ``async with engineio_server:``
-    and runs ``on_startup``/``on_shutdown`` (sync or async). Mounted inside
+    As the top-level app, its lifespan enters ``async with engineio_server:``,
+    forwards the lifespan to ``other_asgi_app`` and runs ``on_startup``/
+    ``on_shutdown`` (sync or async). Mounted inside
     another framework (which does not pass lifespan to mounted apps), enter
     the server in the outer app's lifespan instead.
     """
@@ -78,24 +82,38 @@ class ASGIApp:
         return bool(path == prefix or path.startswith(prefix + "/"))
 
     async def lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Enter the server for the app's life; run ``on_startup`` and ``on_shutdown``."""
+        """Enter the server for the app's life and forward the lifespan to ``other_asgi_app``.
+
+        Startup: the server, then ``other_asgi_app``'s startup, then
+        ``on_startup``; shutdown in reverse. A failure is reported as
+        ``lifespan.startup.failed``/``lifespan.shutdown.failed`` with its
+        message. An ``other_asgi_app`` that raises or returns without answering
+        does not support lifespan (ASGI spec): the server goes on without it.
+        """
         message = await receive()
         if message["type"] != "lifespan.startup":
             return
+        other = _OtherLifespan(self.other_asgi_app, scope, self.engineio_server.logger)
+        failure: str | None = None
+        started = False
         try:
-            async with self.engineio_server:
-                try:
-                    await _call(self.on_startup)
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-                await receive()  # lifespan.shutdown
-                await _call(self.on_shutdown)
+            async with other, self.engineio_server, anyio.create_task_group() as tg:
+                tg.start_soon(other.run)
+                failure = await other.ask("startup") or await _failure_of(self.on_startup)
+                if failure is None:
+                    started = True
+                    await send({"type": "lifespan.startup.complete"})
+                    await receive()  # lifespan.shutdown
+                    failure = await _failure_of(self.on_shutdown)
+                failure = await other.ask("shutdown") or failure
+                tg.cancel_scope.cancel()
         except Exception as exc:
-            await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
-            return
-        await send({"type": "lifespan.shutdown.complete"})
+            failure = failure or str(exc) or repr(exc)
+        stage = "shutdown" if started else "startup"
+        if failure is None:
+            await send({"type": f"lifespan.{stage}.complete"})
+        else:
+            await send({"type": f"lifespan.{stage}.failed", "message": failure})
 
     async def serve_static_file(self, scope: Scope, send: Send) -> bool:
         """python-engineio's static files: exact paths, then directory prefixes."""
@@ -143,8 +161,52 @@ def _static_lookup(static_files: Mapping[str, Any], path: str) -> tuple[str, str
     return filename, content_type
 
 
-async def _call(func: Callable[[], Any] | None) -> None:
-    if func is not None:
+async def _failure_of(func: Callable[[], Any] | None) -> str | None:
+    """Run a sync or async hook; its exception's message, or None."""
+    if func is None:
+        return None
+    try:
         result = func()
         if inspect.isawaitable(result):
             await result
+    except Exception as exc:
+        return str(exc) or repr(exc)
+    return None
+
+
+class _OtherLifespan:
+    """``other_asgi_app``'s lifespan, driven by ours through two one-slot channels."""
+
+    def __init__(self, app: Any, scope: Scope, logger: logging.Logger) -> None:
+        self.app = app
+        self.scope = scope
+        self.logger = logger
+        self._to_app, self._app_inbox = anyio.create_memory_object_stream[dict[str, Any]](1)
+        self._app_outbox, self._replies = anyio.create_memory_object_stream[Mapping[str, Any]](1)
+
+    async def __aenter__(self) -> _OtherLifespan:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._to_app.close()
+        self._replies.close()
+
+    async def run(self) -> None:
+        with self._app_inbox, self._app_outbox:
+            if self.app is None:
+                return
+            try:
+                await self.app(dict(self.scope), self._app_inbox.receive, self._app_outbox.send)
+            except Exception:
+                self.logger.info("other_asgi_app's lifespan raised", exc_info=True)
+
+    async def ask(self, stage: str) -> str | None:
+        """Send ``lifespan.<stage>``; the failure message, or None (done, or no lifespan)."""
+        try:
+            await self._to_app.send({"type": f"lifespan.{stage}"})
+            reply = await self._replies.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return None
+        if reply.get("type") == f"lifespan.{stage}.failed":
+            return str(reply.get("message") or f"other_asgi_app's {stage} failed")
+        return None

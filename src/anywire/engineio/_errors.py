@@ -150,7 +150,7 @@ class ConnectionLost(RemoteProtocolError, EngineIOError):
     """An established session's transport failed: an HTTP error on a poll or a POST.
 
     ``status_code`` is the HTTP status, if any. It is a
-    :class:`RemoteProtocolError`, so the default reconnect policy retries (a
+    :class:`~anywire.errors.RemoteProtocolError`, so the default reconnect policy retries (a
     restarted server answers 400 "Session ID unknown").
     """
 

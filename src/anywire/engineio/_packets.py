@@ -118,7 +118,7 @@ def encode_frame(packet: Packet) -> str | bytes:
 def encode_text(packet: Packet) -> str:
     """The long-polling form: always text, a binary message as ``"b"`` + base64.
 
-    Raises :class:`LocalProtocolError` for text data holding the record
+    Raises :class:`~anywire.errors.LocalProtocolError` for text data holding the record
     separator, which would split the payload (the spec forbids it).
     """
     data = packet.data

@@ -21,7 +21,7 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -36,11 +36,13 @@ from anywire.engineio._errors import EngineIOError, SessionClosed
 from anywire.engineio._packets import DEFAULT_JSON, JsonModule, Packet, PacketType, Transport
 from anywire.engineio._server_conn import Conn
 from anywire.engineio._server_requests import RequestHandling
-from anywire.engineio._session import DisconnectReason, ServerConfig
+from anywire.engineio._server_session import ServerConfig
+from anywire.engineio._session_events import DisconnectReason
 
 __all__ = ["AsyncServer", "ConnectionRefusedError", "server_reason"]
 
 _log = logging.getLogger("anywire.engineio.server")
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 class ConnectionRefusedError(EngineIOError):
@@ -86,8 +88,9 @@ class AsyncServer(RequestHandling, SeedUtilities):
     """An Engine.IO v4 server (python-engineio's ``AsyncServer`` options and methods).
 
     ``async_mode`` is accepted for compatibility; anywire serves ASGI on
-    asyncio or trio. ``monitor_clients`` is accepted: each session has its
-    own heartbeat timer, always on. Extra keyword arguments: ``max_queue``
+    asyncio or trio, and aiohttp apps (:meth:`attach`) on asyncio.
+    ``monitor_clients`` is accepted: each session has its own heartbeat
+    timer, always on. Extra keyword arguments: ``max_queue``
     and ``max_queue_bytes`` (the bounds of each session's outgoing queue),
     ``upgrade_timeout``, ``close_timeout`` and ``shutdown_timeout`` (seconds
     :meth:`shutdown` waits for sessions to deliver their CLOSE packet).
@@ -114,9 +117,9 @@ class AsyncServer(RequestHandling, SeedUtilities):
         transports: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        if async_mode not in (None, "asgi", "anyio", "asyncio", "trio"):
-            raise ValueError(f"invalid async_mode {async_mode!r}: anywire serves ASGI")
-        self.async_mode = "asgi"
+        if async_mode not in (None, "asgi", "aiohttp", "anyio", "asyncio", "trio"):
+            raise ValueError(f"invalid async_mode {async_mode!r}: anywire serves ASGI or aiohttp")
+        self.async_mode = "aiohttp" if async_mode == "aiohttp" else "asgi"
         self.ping_interval, self.ping_interval_grace_period = _ping(ping_interval)
         self.ping_timeout = float(ping_timeout)
         self.max_http_buffer_size = max_http_buffer_size
@@ -168,8 +171,14 @@ class AsyncServer(RequestHandling, SeedUtilities):
         return True
 
     def async_modes(self) -> list[str]:
-        """The only mode: ``"asgi"`` (on asyncio or trio)."""
-        return ["asgi"]
+        """``"asgi"`` (asyncio or trio), and ``"aiohttp"`` (:meth:`attach`) on asyncio."""
+        return ["aiohttp", "asgi"] if self.is_asyncio_based() else ["asgi"]
+
+    @overload
+    def on(self, event: str, handler: None = None) -> Callable[[_Handler], _Handler]: ...
+
+    @overload
+    def on(self, event: str, handler: _Handler) -> _Handler: ...
 
     def on(self, event: str, handler: Callable[..., Any] | None = None) -> Any:
         """Register ``handler`` for ``connect``, ``message`` or ``disconnect``; a decorator
@@ -238,13 +247,22 @@ class AsyncServer(RequestHandling, SeedUtilities):
         return conn.transport.value
 
     def attach(self, app: Any, engineio_path: str = "engine.io") -> None:
-        """Mount the server on an app with ``mount()`` (Starlette, FastAPI); the app's
-        lifespan must enter ``async with server:`` (see the docs)."""
+        """Serve the server at ``/engineio_path/`` of ``app``.
+
+        An aiohttp ``web.Application`` (asyncio only) gets a route and runs the
+        server for its life (``cleanup_ctx``). An app with ``mount()`` (Starlette,
+        FastAPI) gets ``ASGIApp`` mounted; its lifespan must enter ``async with
+        server:`` (see the docs). Anything else: ``TypeError``.
+        """
+        from anywire.engineio._aiohttp import attach_aiohttp, is_aiohttp_app
         from anywire.engineio._asgi_app import ASGIApp
 
+        if is_aiohttp_app(app):
+            attach_aiohttp(self, app, engineio_path)
+            return
         mount = getattr(app, "mount", None)
-        if mount is None:
-            raise TypeError("attach() needs an app with mount(); serve ASGIApp(server) instead")
+        if not callable(mount):
+            raise TypeError(_cannot_attach(app))
         mount("/" + engineio_path.strip("/"), ASGIApp(self, engineio_path=""))
 
     def start_background_task(
@@ -346,6 +364,24 @@ class AsyncServer(RequestHandling, SeedUtilities):
         except Exception:
             self.logger.exception("%s handler error", event)
             return None
+
+
+def _cannot_attach(app: Any) -> str:
+    framework = type(app).__module__.partition(".")[0]
+    supported = (
+        "attach() takes an aiohttp web.Application or an app with mount() (Starlette, FastAPI)"
+    )
+    if framework == "sanic":
+        return (
+            f"{supported}. A Sanic app is an ASGI app: serve "
+            "ASGIApp(server, other_asgi_app=sanic_app) with an ASGI server instead."
+        )
+    if framework == "tornado":
+        return (
+            f"{supported}. Tornado is not ASGI: serve ASGIApp(server) on its own port "
+            "(anywire.serve, uvicorn) beside the Tornado app."
+        )
+    return f"{supported}, not {type(app).__name__}; or serve ASGIApp(server, other_asgi_app=app)."
 
 
 _CONFIG_KEYS = frozenset({"max_queue", "max_queue_bytes", "upgrade_timeout", "close_timeout"})

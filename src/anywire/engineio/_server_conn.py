@@ -20,7 +20,8 @@ from typing import Any
 import anyio
 
 from anywire.engineio._packets import Packet, PacketType, Transport, encode_text
-from anywire.engineio._session import (
+from anywire.engineio._server_session import ServerSession
+from anywire.engineio._session_events import (
     Closed,
     CloseTransport,
     DisconnectReason,
@@ -29,7 +30,6 @@ from anywire.engineio._session import (
     RejectRequest,
     SendPackets,
     SendProbe,
-    ServerSession,
     SessionState,
     UpgradeDone,
     UpgradeFailed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,7 +22,8 @@ __all__ = [
     "send_response",
 ]
 
-Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+#: What hosts pass (Starlette types it with ``MutableMapping``); we send fresh dicts.
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 OriginsSetting = str | Sequence[str] | Callable[..., Any] | None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json as _stdjson
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -29,7 +29,8 @@ from anywire.engineio._server_http import (
     query_of,
     send_response,
 )
-from anywire.engineio._session import RejectRequest, ServerConfig, ServerSession
+from anywire.engineio._server_session import ServerConfig, ServerSession
+from anywire.engineio._session_events import RejectRequest
 from anywire.errors import AnywireError, ConnectionClosed
 from anywire.websocket import accept
 
@@ -286,7 +287,7 @@ class RequestHandling:
 
     async def _accept(self, scope: Scope, receive: Receive, send: Send) -> Any:
         return await accept(
-            asgi=(scope, receive, send),
+            asgi=(scope, receive, cast(Any, send)),  # it sends fresh dicts: MutableMappings
             allowed_origins="*",  # checked above with cors_allowed_origins
             max_message_size=self.max_http_buffer_size + 16,
             compression_threshold=self.compression_threshold,
