@@ -1,16 +1,9 @@
-"""The aio seed's three quickstart programs, run against local servers.
+"""aio's three quickstart programs, rewritten in examples/seed_aio_*.py, run against local servers.
 
-Each program keeps the seed's text. What changed, and only that:
-
-* ``from aio import ...`` became ``from anywire import ...``;
-* host and port: local servers on a port the test reads back (the seed used
-  httpforever.com:80 and 127.0.0.1:8080), passed in as ``port``;
-* asyncio-specific lines: ``asyncio.run(main())`` is the test itself, and the
-  echo handler gets our ``BufferedStream`` instead of a raw socket, so
-  ``loop.sock_recv``/``loop.sock_sendall`` became ``read``/``write_all``;
-* the server's ``main`` passes ``task_status`` on, so the test learns the port.
-
-``ruff format`` turned the seed's single quotes into double quotes.
+The programs keep the seed's text; docs/migration-aio.md lists what changed.
+Each is imported and called on both backends, then run as a program
+(``--backend trio`` too): the echo server prints the port it bound
+(``--port 0``) and stops on SIGINT.
 """
 
 from __future__ import annotations
@@ -21,71 +14,21 @@ import re
 import anyio
 import pytest
 
-from anywire import net, stream
 from anywire.streams import BufferedStream, serve_tcp
 from tests.conftest import timeout
+from tests.test_seed_examples import load_example, run_program, server_program, serving
 
 pytestmark = pytest.mark.anyio
 
-# --- seed program 1: buffered stream ---------------------------------------------------------
-
-
-async def buffered_stream_main(port: int) -> None:
-    async with await net.open_tcp_stream("127.0.0.1", port) as http_stream:
-        buffered_stream = stream.BufferedStream(http_stream)
-        await buffered_stream.write_all(
-            b"GET / HTTP/1.1\r\nHost: httpforever.com\r\n\r\n",
-        )
-        status = await buffered_stream.read_until(b"\r\n")
-        print(status.decode())
-
-        headers = await buffered_stream.read_until(b"\r\n\r\n")
-        headers = dict(
-            line.split(b":", maxsplit=1)
-            for line in headers.removesuffix(b"\r\n\r\n").split(b"\r\n")
-        )
-
-        body = await buffered_stream.read_exactly(size=int(headers[b"Content-Length"]))
-        print(body.decode())
-
-
-# --- seed program 2: echo TCP server ---------------------------------------------------------
-
-
-async def echo(socket: stream.BufferedStream) -> None:
-    peer_address, peer_port = net.get_socket_peer_address(socket)
-    logging.info("client %s:%d connected", peer_address, peer_port)
-
-    data = await socket.read(1024)
-    await socket.write_all(data)
-
-
-async def echo_server_main(*, task_status: anyio.abc.TaskStatus[net.TCPServerInfo]) -> None:
-    logging.basicConfig(level=logging.INFO)
-
-    await net.start_tcp_server(
-        "127.0.0.1", 0, echo, graceful_shutdown=10.0, task_status=task_status
-    )
-
-
-# --- seed program 3: TCP client stream -------------------------------------------------------
-
-
-async def tcp_client_main(port: int) -> None:
-    async with await net.open_tcp_stream("127.0.0.1", port) as tcp_stream:
-        await tcp_stream.write(b"Hello World!!!")
-
-        while data := await tcp_stream.read(1024):
-            print(data)
-
-
-# --- the tests -------------------------------------------------------------------------------
+BUFFERED = "seed_aio_buffered_stream.py"
+ECHO_SERVER = "seed_aio_echo_server.py"
+TCP_CLIENT = "seed_aio_tcp_client.py"
 
 BODY = b"<html><body>Hello from the local server</body></html>"
 
 
 async def http_server(connection: BufferedStream) -> None:
-    """Just enough HTTP/1.1 for program 1: read one request, answer it."""
+    """Just enough HTTP/1.1 for the buffered stream program: read one request, answer it."""
     request = await connection.read_until(b"\r\n\r\n")
     assert request == b"GET / HTTP/1.1\r\nHost: httpforever.com\r\n\r\n"
     await connection.write_all(
@@ -97,10 +40,11 @@ async def http_server(connection: BufferedStream) -> None:
 
 
 async def test_buffered_stream_program(capsys: pytest.CaptureFixture[str]) -> None:
+    program = load_example(BUFFERED)
     with anyio.fail_after(timeout(10)):
         async with anyio.create_task_group() as tg:
             info = await tg.start(serve_tcp, http_server)
-            await buffered_stream_main(info.port)
+            await program.main("127.0.0.1", info.port)
             tg.cancel_scope.cancel()
     assert capsys.readouterr().out == f"HTTP/1.1 200 OK\r\n\n{BODY.decode()}\n"
 
@@ -109,10 +53,28 @@ async def test_echo_server_and_tcp_client_programs(
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    with anyio.fail_after(timeout(10)):
-        async with anyio.create_task_group() as tg:
-            info = await tg.start(echo_server_main)
-            await tcp_client_main(info.port)
-            tg.cancel_scope.cancel()
-    assert capsys.readouterr().out == "b'Hello World!!!'\n"
+    server, client = load_example(ECHO_SERVER), load_example(TCP_CLIENT)
+    async with serving(server.main) as port:
+        await client.main("127.0.0.1", port)
+    assert capsys.readouterr().out.splitlines() == [
+        f"listening on 127.0.0.1:{port}",
+        "b'Hello World!!!'",
+    ]
     assert re.search(r"client 127\.0\.0\.1:\d+ connected", caplog.text)
+
+
+async def test_programs_run_as_programs(anyio_backend_name: str) -> None:
+    backend = anyio_backend_name
+    async with server_program(ECHO_SERVER, backend=backend) as server:
+        host, port = server[0].rsplit(":", 1)
+        out = await run_program(TCP_CLIENT, "--host", host, "--port", port, backend=backend)
+    assert out == ["b'Hello World!!!'"]
+    assert server[1:] == []  # the log lines go to stderr
+
+    with anyio.fail_after(timeout(30)):
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(serve_tcp, http_server)
+            args = ("--host", "127.0.0.1", "--port", str(info.port))
+            out = await run_program(BUFFERED, *args, backend=backend)
+            tg.cancel_scope.cancel()
+    assert out == ["HTTP/1.1 200 OK", "", BODY.decode()]
