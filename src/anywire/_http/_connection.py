@@ -30,7 +30,7 @@ import h11
 from ..errors import LocalProtocolError
 from ._core import h11_misuse
 from ._reading import RequestReader
-from ._request import HeaderInput, encode_headers, has_header, reason_phrase
+from ._request import HeaderInput, encode_headers, has_header, reason_phrase, response_head
 
 __all__ = ["ServerConnection"]
 
@@ -109,6 +109,12 @@ class ServerConnection(RequestReader):
         self, status: int, headers: HeaderInput = (), body: bytes = b""
     ) -> None:
         """Send a whole response in one write, adding ``content-length`` if missing."""
+        with self._writing:
+            head = self._plain_head(status, headers, len(body))
+            if head is not None:
+                self._answered_without_h11()
+                await self._io.send(head + body)
+                return
         fields = encode_headers(headers)
         if not (
             status in _NO_BODY_STATUSES
@@ -159,7 +165,7 @@ class ServerConnection(RequestReader):
         assert self._request is not None
         if self._request.header("upgrade") is None:
             raise LocalProtocolError("the request did not ask to upgrade")
-        while self._h11.their_state is h11.SEND_BODY:
+        while self._their_state is h11.SEND_BODY:
             event = self._next_event()
             if event is h11.NEED_DATA or (isinstance(event, h11.Data) and event.data):
                 raise LocalProtocolError("read the request body before switching protocols")
@@ -188,9 +194,26 @@ class ServerConnection(RequestReader):
         self._body_allowed = self._request.method != "HEAD" and status not in _NO_BODY_STATUSES
         return event
 
+    def _plain_head(self, status: int, headers: HeaderInput, body_length: int) -> bytes | None:
+        """The head of a kept-alive response to a complete GET-like request, written
+        without h11 (the bytes h11 would write); None to go through h11."""
+        request = self._request
+        if (
+            request is None
+            or self._switched
+            or self._io.closed
+            or self._h11.our_state is not h11.SEND_RESPONSE
+            or not (self._end_pending or self._h11.their_state is h11.DONE)
+            or request.method == "HEAD"
+            or not isinstance(headers, (list, tuple))
+            or not request.keep_alive
+        ):
+            return None
+        return response_head(status, headers, body_length)
+
     def _must_close_after_response(self) -> bool:
         """Whether the unread request body rules out keeping the connection alive."""
-        if self._h11.their_state is not h11.SEND_BODY:
+        if self._their_state is not h11.SEND_BODY:
             return False
         if self._h11.they_are_waiting_for_100_continue:
             return True  # we cannot know whether the client will send the body

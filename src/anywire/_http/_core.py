@@ -73,7 +73,7 @@ class ConnectionCore:
     ) -> None:
         self._limits = limits
         self._log = logger or _LOGGER
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self._h11 = self._new_h11()
         self._io = Transport(
             stream,
             receive_bytes=limits.receive_bytes,
@@ -87,6 +87,10 @@ class ConnectionCore:
         self._body_allowed = True
         self._switched = False
         self._first_deadline: float | None = None
+        #: From a response written past h11 (``_answered_without_h11``) to the next cycle.
+        self._answered = False
+        self._idle_scope: anyio.CancelScope | None = None  # see idle_timeouts()
+        self._end_pending = False  # see _their_state
 
     def __repr__(self) -> str:
         state = "switched" if self._switched else "closed" if self._io.closed else "open"
@@ -128,18 +132,69 @@ class ConnectionCore:
         so a reader can tell the last chunk without another call; for a chunked
         body, once its terminating chunk was read. Also True between requests.
         """
-        return self._h11.their_state is not h11.SEND_BODY
+        return self._their_state is not h11.SEND_BODY
+
+    @property
+    def _their_state(self) -> object:
+        """h11's state of the client (read it here, not on ``self._h11``).
+
+        The end of a request known to have no body is handed to h11 when
+        first needed: a kept-alive response written without h11 never needs
+        it (``_end_pending`` stands for it there).
+        """
+        if self._end_pending:
+            self._end_pending = False
+            self._next_event()  # the EndOfMessage of the empty body: the request is complete
+        return self._h11.their_state
 
     @property
     def client_disconnected(self) -> bool:
         """Whether the client ended its side (EOF, even a half-close) or reset the connection."""
         return self._io.peer_gone
 
+    @contextmanager
+    def idle_timeouts(self) -> Iterator[None]:
+        """Run the request loop in this block to make waiting for a request cheaper.
+
+        Optional. Inside the block, waiting for the first byte of a request
+        moves the deadline of one cancel scope (this block's) instead of
+        entering a cancel scope per read. When that wait times out (the
+        keep-alive timeout, or the header timeout of a fresh connection), the
+        rest of the block is cancelled instead of :meth:`next_request`
+        returning ``None``, and the caller closes the connection after it.
+        Reads past the first byte of a head keep their own deadlines (408).
+        """
+        with anyio.CancelScope() as scope:
+            self._idle_scope = scope
+            try:
+                yield
+            finally:
+                self._idle_scope = None
+
     def _check_request(self) -> None:
         if self._switched:
             raise LocalProtocolError("the connection switched protocols")
         if self._request is None:
             raise LocalProtocolError("no request: call next_request() first")
+
+    def _new_h11(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_bytes)
+
+    def _answered_without_h11(self) -> None:
+        """A kept-alive response to a complete request went out past h11: start it afresh.
+
+        A fresh h11 connection is in the state ``start_next_cycle`` would
+        leave (both sides IDLE); the bytes received past the request carry
+        over. Until the next cycle, ``_answered`` stands for h11's DONE.
+        """
+        data, closed = self._h11.trailing_data
+        self._h11 = self._new_h11()
+        self._end_pending = False
+        if data:
+            self._h11.receive_data(data)
+        if closed:
+            self._h11.receive_data(b"")
+        self._answered = True
 
     def _next_event(self) -> NextEvent:
         """h11's next event; its RemoteProtocolError becomes ours (the one seam for it)."""
@@ -172,7 +227,7 @@ class ConnectionCore:
         self._log.debug("refusing request with %d: %s", status, message)
         if self._io.closed:
             return
-        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._answered or self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             await self._io.abort()  # a response has started: cutting it is all we can do
             return
         fields, body = error_response(status, message, headers)

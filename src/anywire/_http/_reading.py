@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import NoReturn
 
 import anyio
 import h11
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
-from ._core import ConnectionCore, NextEvent, deadline_after
+from ._core import ConnectionCore, deadline_after
 from ._request import (
     FirstLine,
     Request,
@@ -60,9 +61,9 @@ class RequestReader(ConnectionCore):
         """
         with self._reading:
             self._check_request()
-            if self._h11.their_state is h11.ERROR:
+            if self._their_state is h11.ERROR:
                 self._io.check_open()  # bad input closed the connection: raise anyio's error
-            if self._h11.their_state is not h11.SEND_BODY:
+            if self._their_state is not h11.SEND_BODY:
                 return b""
             self._io.check_open()
             await self._prepare_body_read()
@@ -86,7 +87,7 @@ class RequestReader(ConnectionCore):
         """
         with self._reading:
             self._check_request()
-            if self._h11.their_state is h11.SEND_BODY:
+            if self._their_state is h11.SEND_BODY:
                 raise LocalProtocolError("read the request body before waiting for a disconnect")
             try:
                 await self._watch_for_eof()
@@ -108,14 +109,16 @@ class RequestReader(ConnectionCore):
             raise LocalProtocolError("the connection switched protocols")
         if self._io.closed:
             return False
-        ours, theirs = self._h11.our_state, self._h11.their_state
+        ours, theirs = self._h11.our_state, self._their_state
         if ours is h11.IDLE and theirs is h11.IDLE:
+            self._answered = False  # h11 may be fresh after a response it did not see
+            self._request = None
             return True
         if ours in (h11.SEND_RESPONSE, h11.SEND_BODY):
             raise LocalProtocolError("the response to the previous request is not finished")
         if ours is h11.DONE and theirs is h11.SEND_BODY:
             await self._drain_body()
-        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+        if self._h11.our_state is h11.DONE and self._their_state is h11.DONE:
             self._h11.start_next_cycle()
             self._request = None
             return True
@@ -126,7 +129,7 @@ class RequestReader(ConnectionCore):
         """Read and drop the unread request body, within the drain limits."""
         deadline = deadline_after(self._limits.header_timeout)
         budget = self._limits.max_drain_size
-        while self._h11.their_state is h11.SEND_BODY and budget >= 0:
+        while self._their_state is h11.SEND_BODY and budget >= 0:
             try:
                 event = self._next_event()
             except RemoteProtocolError:
@@ -140,26 +143,71 @@ class RequestReader(ConnectionCore):
                 self._h11.receive_data(data)
 
     async def _read_head(self) -> Request | None:
-        pending = self._h11.trailing_data[0]
+        head = await self._receive_head()
+        if head is None:
+            return None
+        event, received = head
+        refusal = refusal_for(event, self._limits, received)
+        if refusal is not None:
+            status, message = refusal
+            await self._refuse(status, message)
+            raise RemoteProtocolError(message, hint=status)
+        self._request = build_request(event)
+        self._requests += 1
+        self._body_received = 0
+        self._end_pending = self._request.content_length == 0  # see _their_state
+        return self._request
+
+    async def _receive_head(self) -> tuple[h11.Request, int] | None:
+        """h11's next request head and the bytes it came in (at most); None: no more requests."""
+        pending, closed = self._h11.trailing_data
         first_line = FirstLine(pending, self._limits.max_header_bytes)
         started = bool(pending)
-        deadline = self._head_deadline(started)
+        received = len(pending)
+        deadline: float | None = None  # set when a read must wait (most heads come whole)
+        parse = started or closed  # with nothing buffered h11 can only answer NEED_DATA
         while True:
-            event = await self._next_head_event(first_line)
-            if isinstance(event, h11.Request):
-                return await self._accept_head(event)
-            if isinstance(event, h11.ConnectionClosed):
-                await self._io.aclose()
-                return None
-            data = await self._io.receive_before(deadline)
+            if parse:
+                try:
+                    event = self._next_event()  # never PAUSED in a fresh cycle
+                except RemoteProtocolError as exc:
+                    await self._bad_head(first_line.value, exc)
+                if isinstance(event, h11.Request):
+                    return event, received
+                if isinstance(event, h11.ConnectionClosed):
+                    await self._io.aclose()
+                    return None
+            parse = True
+            if deadline is None:
+                deadline = self._head_deadline(started)
+            data = await self._receive_before(deadline, started)
             if data is None:
                 await self._head_timed_out(started)
                 return None
             if data and not started:
                 started = True
-                deadline = self._head_deadline(started)
+                deadline = None  # header_timeout runs from the first byte
+            received += len(data)
             first_line.feed(data)
             self._h11.receive_data(data)
+
+    async def _receive_before(self, deadline: float, started: bool) -> bytes | None:
+        """Read before ``deadline`` (None when it passes first).
+
+        Before the first byte of a head, inside :meth:`idle_timeouts`, the
+        deadline is that block's: when it passes, the block is cancelled.
+        """
+        scope = self._idle_scope
+        if started or scope is None:
+            return await self._io.receive_before(deadline)
+        scope.deadline = deadline
+        try:
+            data = await self._io.receive()
+        finally:
+            scope.deadline = math.inf
+        if scope.cancel_called:  # the deadline passed as the bytes came:
+            await anyio.lowlevel.checkpoint()  # leave now, not in the application
+        return data
 
     def _head_deadline(self, started: bool) -> float:
         """The head deadline: header_timeout from the first byte, keep_alive_timeout before."""
@@ -171,28 +219,12 @@ class RequestReader(ConnectionCore):
             return deadline_after(self._limits.header_timeout)
         return deadline_after(self._limits.keep_alive_timeout)
 
-    async def _next_head_event(self, first_line: FirstLine) -> NextEvent:
-        """h11's next event in a fresh cycle (never PAUSED there); bad heads are refused."""
-        try:
-            return self._next_event()
-        except RemoteProtocolError as exc:
-            status = status_for_bad_head(first_line.value, exc.hint or 400)
-            message = _HEAD_ERRORS.get(status, "malformed request head")
-            await self._refuse(status, message)
-            raise RemoteProtocolError(f"{message} ({exc})", hint=status) from exc
-
-    async def _accept_head(self, event: h11.Request) -> Request:
-        refusal = refusal_for(event, self._limits)
-        if refusal is not None:
-            status, message = refusal
-            await self._refuse(status, message)
-            raise RemoteProtocolError(message, hint=status)
-        self._request = build_request(event)
-        self._requests += 1
-        self._body_received = 0
-        if self._request.content_length == 0:
-            self._next_event()  # the EndOfMessage of the empty body: the request is complete
-        return self._request
+    async def _bad_head(self, first_line: bytes, exc: RemoteProtocolError) -> NoReturn:
+        """Refuse a head h11 could not parse."""
+        status = status_for_bad_head(first_line, exc.hint or 400)
+        message = _HEAD_ERRORS.get(status, "malformed request head")
+        await self._refuse(status, message)
+        raise RemoteProtocolError(f"{message} ({exc})", hint=status) from exc
 
     async def _head_timed_out(self, started: bool) -> None:
         """408 if part of a head came, else a quiet close (and no more requests)."""

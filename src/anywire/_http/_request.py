@@ -107,19 +107,33 @@ class Request:
         ``protocol`` matches an ``Upgrade`` token case-insensitively, with or
         without a ``/version`` suffix.
         """
+        if not any(field == b"upgrade" for field, _ in self.headers):
+            return False  # the common case, decided without decoding anything
         if "upgrade" not in self.header_tokens("connection"):
             return False
         wanted = protocol.lower()
         return any(token.split("/")[0] == wanted for token in self.header_tokens("upgrade"))
 
     @property
+    def keep_alive(self) -> bool:
+        """Whether the client keeps the connection open (HTTP/1.1, no ``Connection: close``)."""
+        if self.http_version != "1.1":
+            return False
+        if not any(field == b"connection" for field, _ in self.headers):
+            return True
+        return "close" not in self.header_tokens("connection")
+
+    @property
     def content_length(self) -> int | None:
         """The declared body length; None for a chunked body, 0 when nothing is declared."""
-        if self.header_tokens("transfer-encoding"):
-            return None
-        value = self.header("content-length")
+        value = None
+        for field, field_value in self.headers:
+            if field == b"transfer-encoding" and self.header_tokens("transfer-encoding"):
+                return None
+            if field == b"content-length" and value is None:
+                value = field_value
         # h11 has already checked that the field is one run of digits.
-        return 0 if value is None else int(value.split(",")[0])
+        return 0 if value is None else int(value.split(b",")[0])
 
 
 def _lower_bytes(name: str | bytes) -> bytes:
@@ -128,16 +142,18 @@ def _lower_bytes(name: str | bytes) -> bytes:
 
 def build_request(event: h11.Request) -> Request:
     """Turn h11's request event into our :class:`Request` (the version is already checked)."""
-    target = bytes(event.target)
+    target = event.target  # h11 hands out bytes: no copies needed
     raw_path, query_string = split_target(target)
+    path = raw_path.decode("latin-1")
     return Request(
         method=event.method.decode("ascii"),
         target=target,
-        path=unquote(raw_path.decode("latin-1"), errors="replace"),
+        path=unquote(path, errors="replace") if "%" in path else path,
         raw_path=raw_path,
         query_string=query_string,
         http_version="1.0" if event.http_version == b"1.0" else "1.1",
-        headers=tuple((bytes(name), bytes(value)) for name, value in event.headers),
+        # h11 lowercases names the same way; its raw items are a plain list (quicker to walk)
+        headers=tuple([(name.lower(), value) for name, value in event.headers.raw_items()]),
     )
 
 
@@ -176,11 +192,19 @@ def status_for_bad_head(first_line: bytes, h11_hint: int) -> int:
     return 400
 
 
-def refusal_for(event: h11.Request, limits: HTTPLimits) -> tuple[int, str] | None:
-    """Why a head h11 accepted must still be refused, as ``(status, reason)``."""
+def refusal_for(
+    event: h11.Request, limits: HTTPLimits, received: int | None = None
+) -> tuple[int, str] | None:
+    """Why a head h11 accepted must still be refused, as ``(status, reason)``.
+
+    ``received``: bytes the head came in, at most (None: unknown). A head
+    counts at most twice its raw size (see :func:`head_size`), so a head that
+    came in at most half of ``max_header_bytes`` is not measured again.
+    """
     if not version_is_supported(event.http_version):
         return 505, "HTTP version not supported"
-    if head_size(event) > limits.max_header_bytes:
+    small = received is not None and 2 * received <= limits.max_header_bytes
+    if not small and head_size(event) > limits.max_header_bytes:
         return 431, "request head too large"
     if event.method == b"CONNECT":
         return 501, "CONNECT is not supported"
@@ -188,7 +212,11 @@ def refusal_for(event: h11.Request, limits: HTTPLimits) -> tuple[int, str] | Non
 
 
 def head_size(event: h11.Request) -> int:
-    """Size of the request head, from its parsed form (line ends included)."""
+    """Size of the request head, from its parsed form (line ends included).
+
+    At most twice the raw size: each counted line is at most its raw bytes
+    plus two (``name: value\\r\\n`` for a raw ``name:value\\n``, 3 bytes or more).
+    """
     line = len(event.method) + len(event.target) + len(b"  HTTP/1.1\r\n")
     fields = sum(len(name) + len(value) + 4 for name, value in event.headers)
     return line + fields + 2
@@ -217,12 +245,80 @@ def _to_bytes(text: bytes | str) -> bytes:
     return text.encode("latin-1") if isinstance(text, str) else bytes(text)
 
 
+_REASONS = {int(status): status.phrase.encode() for status in HTTPStatus}
+
+
 def reason_phrase(status: int) -> bytes:
     """The standard reason phrase of ``status``, or empty for an unknown status."""
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
+
+
+# The fast path of the response head (``response_head``) accepts a subset of what h11
+# accepts; anything else goes to h11, which writes it or refuses it.
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?")
+_LENGTH = re.compile(rb"[0-9]{1,20}")
+#: Header names h11 may reorder (host) or rewrite (framing, keep-alive): left to h11.
+_H11_REWRITES = frozenset({b"host", b"connection", b"transfer-encoding"})
+#: Header fields seen before: (name, value) -> (declared content-length or -1, line).
+#: Applications send the same few fields again and again; bounded, short values only.
+_FIELD_LINES: dict[tuple[bytes, bytes], tuple[int, bytes]] = {}
+_FIELD_LINES_MAX = 1024
+_FIELD_VALUE_MAX = 256
+
+
+def response_head(
+    status: int, headers: Sequence[tuple[bytes, bytes]], body_length: int
+) -> bytes | None:
+    """The head h11 would write for a kept-alive response to a GET, or None to let h11 do it.
+
+    For a whole response of ``body_length`` bytes: ``content-length`` is
+    appended when absent, as :meth:`ServerConnection.send_response` does. The
+    bytes are those h11 writes for the same response (tests compare them);
+    None when h11 might rewrite, reorder or refuse something: names and
+    values outside the plain token/field-value syntax, ``host``,
+    ``connection``, ``transfer-encoding``, a ``content-length`` that is not
+    one run of digits equal to ``body_length`` (or comes twice), a status
+    outside 200-999 or one without a body (204, 304).
+    """
+    if type(status) is not int or not 200 <= status <= 999 or status in (204, 304):
+        return None
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+    has_length = False
+    for name, value in headers:
+        if type(name) is not bytes or type(value) is not bytes:
+            return None
+        field = _FIELD_LINES.get((name, value)) or _plain_field(name, value)
+        if field is None:
+            return None
+        declared, line = field
+        if declared >= 0:
+            if has_length or declared != body_length:
+                return None
+            has_length = True
+        lines.append(line)
+    if not has_length:
+        lines.append(b"content-length: %d\r\n" % body_length)
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def _plain_field(name: bytes, value: bytes) -> tuple[int, bytes] | None:
+    """``(declared content-length or -1, line)`` for a field h11 writes as is, else None."""
+    lower = name.lower()
+    if lower == b"content-length":
+        if not _LENGTH.fullmatch(value):
+            return None
+        field = (int(value), b"%s: %s\r\n" % (name, value))
+    elif lower in _H11_REWRITES or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+        return None
+    else:
+        field = (-1, b"%s: %s\r\n" % (name, value))
+    if len(value) <= _FIELD_VALUE_MAX:
+        if len(_FIELD_LINES) >= _FIELD_LINES_MAX:
+            _FIELD_LINES.clear()
+        _FIELD_LINES[name, value] = field
+    return field
 
 
 def has_header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bool:

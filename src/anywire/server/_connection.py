@@ -39,6 +39,7 @@ class Connection:
         self._info = ConnectionInfo.of(stream)
         self._scope = anyio.CancelScope(deadline=runner.deadline)
         self._idle = False
+        self._websocket: WebSocketCycle | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {format_address(self._info.client)} {self._http!r}>"
@@ -49,6 +50,8 @@ class Connection:
             self._scope.cancel()
         else:
             self._scope.deadline = deadline
+            if self._websocket is not None:
+                self._websocket.shut_down()
 
     def cancel(self) -> None:
         """The server stops at once."""
@@ -57,7 +60,7 @@ class Connection:
     async def run(self) -> None:
         self._runner.connections.add(self)
         try:
-            with self._scope:
+            with self._scope, self._http.idle_timeouts():
                 await self._serve()
         finally:
             self._runner.connections.discard(self)
@@ -70,7 +73,8 @@ class Connection:
                 if request is None:
                     return
                 if request.is_upgrade("websocket"):
-                    await WebSocketCycle(self._runner, self._http, self._info, request).run()
+                    self._websocket = WebSocketCycle(self._runner, self._http, self._info, request)
+                    await self._websocket.run()
                     return
                 await HTTPCycle(self._runner, self._http, self._info, tg, request).run()
                 if self._http.closed:

@@ -61,6 +61,8 @@ class WebSocketCycle:
         }
         self._stage = "connecting"  # -> accepted | handed_over | denying -> denied
         self._ws: WebSocket | None = None
+        self._open: WebSocket | None = None  # accepted and run by us: the messages' fast path
+        self._tg: TaskGroup | None = None
         self._connect_sent = False
         self._denial: tuple[int, list[tuple[bytes, bytes]]] | None = None
         self._denial_sent = False
@@ -76,8 +78,17 @@ class WebSocketCycle:
         async with owned_task_group() as tg:
             tg.start_soon(self._run_app)
             await self._settled.wait()
-            await self._serve_socket(tg)
+            self._tg = tg
+            try:
+                await self._serve_socket()
+            finally:
+                self._tg = None
             tg.cancel_scope.cancel()
+
+    def shut_down(self) -> None:
+        """The server stops: close an open WebSocket with 1001 (see :class:`Connection`)."""
+        if self._tg is not None and self._ws is not None:
+            self._tg.start_soon(self._ws.close, 1001, "server shutting down")
 
     async def _valid_upgrade(self) -> bool:
         headers = normalize_headers(self._request.headers)
@@ -91,27 +102,28 @@ class WebSocketCycle:
             return False
         return True
 
-    async def _serve_socket(self, tg: TaskGroup) -> None:
+    async def _serve_socket(self) -> None:
         ws = self._ws
         if ws is None:
             await self._app_done.wait()
             return
-        tg.start_soon(self._close_on_shutdown, ws)
+        if self._runner.stopping.is_set():
+            self.shut_down()
         if self._stage != "accepted":  # handed over: the application drives it
             await self._app_done.wait()
             await self._close_after_app(ws)
             return
         async with ws:
+            self._open = ws
             self._running.set()
-            await self._app_done.wait()
+            try:
+                await self._app_done.wait()
+            finally:
+                self._open = None
             await self._close_after_app(ws)
 
     async def _close_after_app(self, ws: WebSocket) -> None:
         await ws.close(1000 if self._app_error is None else 1011)
-
-    async def _close_on_shutdown(self, ws: WebSocket) -> None:
-        await self._runner.stopping.wait()
-        await ws.close(1001, "server shutting down")
 
     async def _run_app(self) -> None:
         try:
@@ -141,6 +153,15 @@ class WebSocketCycle:
     # -- receive --------------------------------------------------------------------
 
     async def _receive(self) -> Message:
+        ws = self._open
+        if ws is not None:  # the fast path, once accepted
+            try:
+                data = await ws.receive()
+            except ConnectionClosed as exc:
+                return {"type": "websocket.disconnect", "code": exc.code, "reason": exc.message}
+            if type(data) is str:
+                return {"type": "websocket.receive", "text": data}
+            return {"type": "websocket.receive", "bytes": data}
         if not self._connect_sent:
             self._connect_sent = True
             return {"type": "websocket.connect"}
@@ -163,6 +184,17 @@ class WebSocketCycle:
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
+        ws = self._open
+        if ws is not None and kind == "websocket.send":  # the fast path
+            text = message.get("text")
+            data = text if text is not None else message.get("bytes")
+            if data is None:
+                raise RuntimeError("websocket.send needs 'text' or 'bytes'")
+            try:
+                await ws.send(data)
+            except ConnectionClosed as exc:
+                raise ClientDisconnected(f"the WebSocket is closed ({exc.code})") from exc
+            return
         if kind == "websocket.accept":
             await self._accept(message)
         elif kind == "websocket.send":

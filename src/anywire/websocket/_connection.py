@@ -4,31 +4,36 @@ A :class:`WebSocket` runs over any ``anyio.abc.ByteStream`` with a wsproto
 ``Connection`` that has finished its handshake. It works in two modes:
 
 * **owned** (``async with ws:``, what ``async with connect(url)`` and
-  ``serve_websocket`` give you): a reader task and a keep-alive task run in
-  the connection's own task group. Peer pings are answered and closes noticed
-  even while the user only sends. Received messages wait in a bounded queue;
-  when it is full the reader stops reading the socket.
+  ``serve_websocket`` give you): the connection has its own task group. Peer
+  pings are answered and closes noticed even while the user only sends: when
+  no task has been in ``receive()`` for a short while, a reader task reads for
+  it. Messages it receives wait in a bounded queue; when the queue is full
+  the reader stops reading the socket. While the user receives, ``receive()``
+  reads the socket itself (no hand-over between tasks per message) and the
+  reader task ends.
 * **pull** (``ws = await connect(url)``, the seed libraries' bare form): no
   task is started. ``receive()`` reads the socket itself, answers pings and
   sends keep-alive pings while it waits. A program that never calls
   ``receive()`` never reads the socket.
 
-Background tasks never raise: a failure is recorded as the close code and
-surfaces from the next ``send()`` or ``receive()`` as :class:`ConnectionClosed`.
+One task at a time reads the socket (the *read right*); others wait for what it
+delivers. Background tasks never raise: a failure is recorded as the close code and
+surfaces from the next ``send()`` or ``receive()`` as :class:`~anywire.errors.ConnectionClosed`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, cast
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
     BytesMessage,
@@ -40,8 +45,8 @@ from wsproto.events import (
     TextMessage,
 )
 
-from anywire._tasks import owned_task_group
 from anywire.errors import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from anywire.streams import BufferedStream
 from anywire.websocket._frames import FastConnection
 from anywire.websocket._keepalive import Keepalive
 
@@ -56,6 +61,12 @@ _STREAM_GONE = (
     anyio.ClosedResourceError,
     OSError,
 )
+
+_OPEN: Final = ConnectionState.OPEN
+
+#: How long a reader task waits, after ``receive()`` read the socket, before it
+#: reads in the user's place (owned mode). Keep-alive timeouts shorten it.
+_READER_GRACE: Final = 0.2
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,7 @@ class WebSocket:
         path: str = "/",
         logger: logging.Logger | None = None,
     ) -> None:
-        self._stream = stream
+        self._stream = _unwrap(stream)
         self._proto = protocol
         self.subprotocol = subprotocol
         self.options = options
@@ -104,21 +115,23 @@ class WebSocket:
         self.response_headers = list(response_headers)
         self.path = path
         self._log = logger or _log
-        self._messages: deque[str | bytes] = deque()
+        self._receive_bytes = options.receive_bytes
+        # Received messages; a deque (~700 bytes) only once the first one comes.
+        self._messages: deque[str | bytes] | tuple[()] = ()
         self._parts: list[Any] = []
         self._part_size = 0
         self._close_info: tuple[int, str] | None = None
-        self._done = anyio.Event()
-        self._send_lock = anyio.Lock(fast_acquire=True)
-        self._read_lock = anyio.Lock(fast_acquire=True)
-        self._arrived = anyio.Event()
-        self._space = anyio.Event()
-        self._receiving = False
-        self._closing = False
-        self._reader_running = False
-        self._changed = anyio.Event()
+        self._done = False  # the stream is closed: nothing more comes or goes
+        self._closing = False  # close() started: received data is dropped
+        self._receiving = False  # a task is in receive()
+        self._reading = False  # a task holds the read right (in stream.receive or after)
+        self._reads = 0  # socket reads done by receive() itself (the reader task defers to them)
+        self._changed: anyio.Event | None = None  # set (and dropped) when the read state changes
+        self._sending = False  # a task is writing a frame
+        self._send_waiters: list[anyio.Event] = []
+        self._tg: TaskGroup | None = None  # owned mode: where the reader task starts
+        self._reader_alive = False
         self._keepalive = self._new_keepalive()
-        self._cm: AbstractAsyncContextManager[WebSocket] | None = None
 
     # -- public API ---------------------------------------------------------
 
@@ -164,26 +177,32 @@ class WebSocket:
 
     async def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send a text (``str``) or binary (bytes-like) message."""
-        if isinstance(data, str):
-            event: Message[Any] = TextMessage(data=data)
-        elif isinstance(data, bytes | bytearray | memoryview):
-            event = BytesMessage(data=bytes(data))
+        if type(data) is not str and not isinstance(data, str):
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"send() takes str or bytes, not {type(data).__name__}")
+            data = bytes(data)
+        if type(self._proto) is FastConnection:  # the frame without building the event
+            await self._send_event(None, message=data)
         else:
-            raise TypeError(f"send() takes str or bytes, not {type(data).__name__}")
-        await self._send_event(event)
+            event: Message[Any] = (
+                TextMessage(data=data) if isinstance(data, str) else BytesMessage(data=data)
+            )
+            await self._send_event(event)
 
     async def receive(self, timeout: float | None = None) -> str | bytes | None:
         """The next message; ``None`` if ``timeout`` seconds pass first.
 
         ``timeout=None`` waits as long as it takes; ``timeout=0`` returns a
         message only if one is already waiting. Raises
-        :class:`ConnectionClosed` once the connection is closed and every
+        :class:`~anywire.errors.ConnectionClosed` once the connection is closed and every
         received message was returned.
         """
         if self._receiving:
             raise ConcurrencyError("another task is already waiting in receive()")
         self._receiving = True
         try:
+            if self._messages:
+                return self._pop()
             if timeout is None:
                 return await self._next_message()
             with anyio.move_on_after(timeout):
@@ -191,6 +210,8 @@ class WebSocket:
             return None
         finally:
             self._receiving = False
+            if not self._reader_alive and self._tg is not None and not self._done:
+                self._start_reader(grace=True)
 
     async def close(self, reason: int | None = None, message: str | None = None) -> None:
         """Run the close handshake (code ``reason``, default 1000) and close the socket.
@@ -198,17 +219,17 @@ class WebSocket:
         Waits up to ``close_timeout`` for the peer's close frame. Safe to call
         more than once and from any task.
         """
-        if self._done.is_set():
+        if self._done:
             return
         code = 1000 if reason is None else reason
         self._closing = True
-        self._space.set()  # a reader held back by a full queue must see the close reply
+        self._notify()  # a reader held back by a full queue must see the close reply
         if self._proto.state is ConnectionState.OPEN:
             with suppress(ConnectionClosed):
                 await self._send_event(CloseConnection(code=code, reason=message or ""))
         with anyio.move_on_after(self.options.close_timeout):
             await self._wait_closed()
-        if not self._done.is_set():
+        if not self._done:
             await self._finish(1006, "no close frame received")
 
     async def ping(self, data: bytes = b"") -> None:
@@ -227,155 +248,217 @@ class WebSocket:
         return message
 
     async def __aenter__(self) -> WebSocket:
-        self._cm = self._owned_mode()
-        return await self._cm.__aenter__()
+        if self._tg is not None:
+            raise RuntimeError("this WebSocket is already in an 'async with' block")
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        self._start_reader(grace=False)
+        if self._keepalive is not None:
+            tg.start_soon(self._keepalive_loop)
+        return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
-        assert self._cm is not None, "__aexit__ without __aenter__"
-        cm, self._cm = self._cm, None
-        return await cm.__aexit__(*exc_info)
+        """Close (1000; 1001 if the block was cancelled, 1011 if it raised), end the tasks.
+
+        The block's own exception propagates as is (never in an exception group):
+        the connection's tasks record their failures instead of raising.
+        """
+        tg = self._tg
+        assert tg is not None, "__aexit__ without __aenter__"
+        exc = exc_info[1]
+        try:
+            with anyio.CancelScope(shield=True):
+                if exc is None:
+                    await self.close()
+                elif isinstance(exc, anyio.get_cancelled_exc_class()):
+                    await self.close(1001)
+                else:
+                    await self.close(1011)
+        finally:
+            self._tg = None
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        return None
 
     def __repr__(self) -> str:
         side = "client" if self._proto.client else "server"
-        state = "closed" if self._done.is_set() else self._proto.state.name.lower()
+        state = "closed" if self._done else self._proto.state.name.lower()
         return f"<WebSocket {side} {state} subprotocol={self.subprotocol!r}>"
 
-    # -- modes ----------------------------------------------------------------
+    # -- the reader task (owned mode) ----------------------------------------------
 
-    @asynccontextmanager
-    async def _owned_mode(self) -> AsyncIterator[WebSocket]:
-        async with owned_task_group() as tg:
-            self._reader_running = True  # before the task runs: receive() must not read
-            tg.start_soon(self._reader)
-            if self._keepalive is not None:
-                tg.start_soon(self._keepalive_loop)
-            try:
-                yield self
-            except BaseException as exc:
-                code = 1001 if isinstance(exc, anyio.get_cancelled_exc_class()) else 1011
-                with anyio.CancelScope(shield=True):
-                    await self.close(code)
-                raise
-            else:
-                with anyio.CancelScope(shield=True):
-                    await self.close()
-            finally:
-                tg.cancel_scope.cancel()
+    def _start_reader(self, *, grace: bool) -> None:
+        assert self._tg is not None
+        self._reader_alive = True
+        self._tg.start_soon(self._reader, grace)
 
-    async def _reader(self) -> None:
+    async def _reader(self, grace: bool) -> None:
+        """Read while nobody is in ``receive()``; end when ``receive()`` reads itself.
+
+        With ``grace``, first wait until ``receive()`` has read nothing for a while:
+        a task that receives in a loop is away only between two messages.
+        """
         try:
-            while not self._done.is_set():
-                await self._wait_for_space()
-                data = await self._recv()
-                with anyio.CancelScope(shield=True):
-                    await self._process(data)
+            if grace:
+                await self._defer_to_receive()
+            while not self._done and not self._receiving:
+                if self._reading or (
+                    len(self._messages) >= self.options.max_queue and not self._closing
+                ):
+                    await self._wait_changed()
+                else:
+                    await self._read_once(keepalive=False)
         except Exception as exc:
             self._log.exception("WebSocket reader failed")
             await self._finish(1011, f"internal error: {type(exc).__name__}")
         finally:
-            # Cancelled or done: whoever waits (receive, close) now reads for itself.
-            self._reader_running = False
-            self._wake()
+            self._reader_alive = False
+            self._notify()
+
+    async def _defer_to_receive(self) -> None:
+        grace = _READER_GRACE
+        if self._keepalive is not None:
+            grace = min(grace, self._keepalive.timeout / 4)
+        while not self._done and not self._receiving:
+            reads = self._reads
+            await anyio.sleep(grace)
+            if self._reads == reads:
+                return
 
     async def _keepalive_loop(self) -> None:
         assert self._keepalive is not None
-        while not self._done.is_set():
+        while not self._done:
             await anyio.sleep_until(self._keepalive.deadline())
             await self._keepalive_tick()
 
     # -- receiving ------------------------------------------------------------
 
+    def _pop(self) -> str | bytes:
+        message = self._messages.popleft()  # type: ignore[union-attr]  # not empty: a deque
+        if self._changed is not None:
+            self._notify()  # a reader may wait for space in the queue
+        return message
+
     async def _next_message(self) -> str | bytes:
         while True:
             if self._messages:
-                message = self._messages.popleft()
-                self._space.set()
-                return message
-            if self._close_info is not None and (self._done.is_set() or not self._reader_running):
+                return self._pop()
+            if self._close_info is not None and (self._done or not self._reading):
                 raise self._closed_error()
-            if self._reader_running:
-                self._arrived = anyio.Event()
-                await self._arrived.wait()
+            if self._reading:  # another task reads: wait for what it delivers
+                await self._wait_changed()
             else:
-                await self._pull_once()
+                await self._read_once(keepalive=self._tg is None)
+                self._reads += 1
 
-    async def _pull_once(self) -> None:
-        async with self._read_lock:
-            if self._messages or self._done.is_set():
+    async def _read_once(self, *, keepalive: bool) -> None:
+        """Take the read right, read the socket once and process what came."""
+        self._reading = True
+        try:
+            data = await (self._recv_with_keepalive() if keepalive else self._recv())
+            if self._done:
                 return
-            data = await self._recv_with_keepalive()
-            with anyio.CancelScope(shield=True):
-                await self._process(data)
+            slow = self._feed(data)
+            if slow is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._process_slowly(slow)
+        finally:
+            self._reading = False
+            self._notify()
 
     async def _wait_closed(self) -> None:
-        while not self._done.is_set():
-            if self._reader_running:
-                self._changed = anyio.Event()
-                await self._changed.wait()
+        while not self._done:
+            if self._reading:
+                await self._wait_changed()
                 continue
-            async with self._read_lock:
-                if self._done.is_set():
-                    return
-                data = await self._recv_with_keepalive()
-                with anyio.CancelScope(shield=True):
-                    await self._process(data)
-                self._messages.clear()
+            await self._read_once(keepalive=self._tg is None)
+            self._messages = ()
+
+    async def _wait_changed(self) -> None:
+        """Wait for the next :meth:`_notify` (read right released, message, close)."""
+        event = self._changed
+        if event is None:
+            event = self._changed = anyio.Event()
+        await event.wait()
+
+    def _notify(self) -> None:
+        event = self._changed
+        if event is not None:
+            self._changed = None
+            event.set()
 
     async def _recv(self) -> bytes | None:
         try:
-            return await self._stream.receive(self.options.receive_bytes)
+            return await self._stream.receive(self._receive_bytes)
         except _STREAM_GONE:
             return None
 
     async def _recv_with_keepalive(self) -> bytes | None:
-        while self._keepalive is not None and not self._done.is_set():
+        while self._keepalive is not None and not self._done:
             with anyio.move_on_after(self._keepalive.deadline() - anyio.current_time()):
                 return await self._recv()
             with anyio.CancelScope(shield=True):
                 await self._keepalive_tick()
-        return None if self._done.is_set() else await self._recv()
+        return None if self._done else await self._recv()
 
-    async def _wait_for_space(self) -> None:
-        while len(self._messages) >= self.options.max_queue and not (
-            self._closing or self._done.is_set()
-        ):
-            self._space = anyio.Event()
-            await self._space.wait()
+    def _feed(self, data: bytes | None) -> Iterator[Event | None] | None:
+        """Process ``data`` as far as it takes no I/O; return the events that do.
 
-    async def _process(self, data: bytes | None) -> None:
-        if self._done.is_set():
-            return
-        if self._proto.state is ConnectionState.CLOSED:
-            await self._finish(1006, "")
-            return
-        self._proto.receive_data(data)
-        for event in self._proto.events():
-            await self._on_event(event)
+        Data messages are queued and pongs recorded here. At the first event that
+        needs an answer (ping, close, an oversize message) this stops and returns
+        the rest, that event first, to handle in order: the protocol's state must
+        not run ahead of the answers (a ping before a close frame gets its pong).
+        """
+        proto = self._proto
+        if proto.state is ConnectionState.CLOSED:
+            return iter((None,))  # None: the connection was already closed
+        proto.receive_data(data)
+        events = proto.events()
+        for event in events:
+            kind = type(event)
+            if kind is TextMessage or kind is BytesMessage:
+                if self._queue_data(event):  # type: ignore[arg-type]
+                    continue
+            elif kind is Pong and self._keepalive is not None:
+                self._keepalive.pong_received(event.payload, anyio.current_time())  # type: ignore[attr-defined]
+                continue
+            elif kind is Pong:
+                continue
+            return itertools.chain((event,), events)
+        return None
 
-    async def _on_event(self, event: Event) -> None:
-        if isinstance(event, TextMessage | BytesMessage):
-            await self._on_data(event)
-        elif isinstance(event, Ping):
-            if self._proto.state is ConnectionState.OPEN:
-                await self._send_event(event.response(), quiet=True)
-        elif isinstance(event, Pong):
-            if self._keepalive is not None:
-                self._keepalive.pong_received(event.payload, anyio.current_time())
-        elif isinstance(event, CloseConnection):
-            await self._on_close(event)
+    async def _process_slowly(self, events: Iterator[Event | None]) -> None:
+        for event in events:
+            if self._done:
+                return
+            if event is None:
+                await self._finish(1006, "")
+            elif isinstance(event, TextMessage | BytesMessage):
+                if not self._queue_data(event):
+                    limit = self.options.max_message_size
+                    await self._fail(1009, f"message larger than {limit}", drain=True)
+            elif isinstance(event, Ping):
+                if self._proto.state is ConnectionState.OPEN:
+                    await self._send_event(event.response(), quiet=True)
+            elif isinstance(event, Pong):
+                if self._keepalive is not None:
+                    self._keepalive.pong_received(event.payload, anyio.current_time())
+            elif isinstance(event, CloseConnection):
+                await self._on_close(event)
 
-    async def _on_data(self, event: Message[Any]) -> None:
+    def _queue_data(self, event: Message[Any]) -> bool:
+        """Queue a (part of a) message; False if it makes the message too big."""
         if self._closing or self._close_info is not None:
-            return  # we are closing: data that arrives now is dropped
+            return True  # we are closing: data that arrives now is dropped
         size = self._part_size + len(event.data)
         limit = self.options.max_message_size
         if limit is not None and size > limit:
-            await self._fail(1009, f"message larger than {limit}", drain=True)
-            return
+            return False
         if not event.message_finished:
             self._parts.append(event.data)
             self._part_size = size
-            return
+            return True
         if self._parts:
             self._parts.append(event.data)
             joiner = "" if isinstance(event, TextMessage) else b""
@@ -383,8 +466,11 @@ class WebSocket:
             self._parts, self._part_size = [], 0
         else:
             message = event.data if isinstance(event, TextMessage) else bytes(event.data)
-        self._messages.append(message)
-        self._arrived.set()
+        messages = self._messages
+        if not isinstance(messages, deque):
+            messages = self._messages = deque()
+        messages.append(message)
+        return True
 
     async def _on_close(self, event: CloseConnection) -> None:
         self._set_close_info(event.code, event.reason or "")
@@ -398,13 +484,23 @@ class WebSocket:
 
     # -- sending ----------------------------------------------------------------
 
-    async def _send_event(self, event: Event, *, quiet: bool = False) -> None:
-        async with self._send_lock:
-            if not self._may_send(event):
+    async def _send_event(
+        self, event: Event | None, *, quiet: bool = False, message: str | bytes = b""
+    ) -> None:
+        """Send ``event``, or (``None``) the whole data ``message`` (``FastConnection`` only)."""
+        if self._sending:  # one frame at a time; the others wait in turn
+            await self._wait_send_turn()
+        else:
+            self._sending = True
+        try:
+            if self._proto.state is not _OPEN and not self._may_send(event):
                 if quiet:
                     return
                 raise self._closed_error()
-            data = self._proto.send(event)
+            if event is None:
+                data = cast("FastConnection", self._proto).send_message(message)
+            else:
+                data = self._proto.send(event)
             try:
                 await self._stream.send(data)
             except BaseException as exc:
@@ -417,8 +513,29 @@ class WebSocket:
                     raise
                 if not quiet:
                     raise self._closed_error() from exc
+        finally:
+            self._pass_send_turn()
 
-    def _may_send(self, event: Event) -> bool:
+    async def _wait_send_turn(self) -> None:
+        """Wait until the sending task hands the turn over (first come, first served)."""
+        turn = anyio.Event()
+        self._send_waiters.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if turn.is_set():  # handed over, but we leave: pass it on
+                self._pass_send_turn()
+            else:
+                self._send_waiters.remove(turn)
+            raise
+
+    def _pass_send_turn(self) -> None:
+        if self._send_waiters:
+            self._send_waiters.pop(0).set()  # ``_sending`` stays True: theirs now
+        else:
+            self._sending = False
+
+    def _may_send(self, event: Event | None) -> bool:
         state = self._proto.state
         if state is ConnectionState.OPEN:
             return True
@@ -460,7 +577,7 @@ class WebSocket:
 
     async def _finish(self, code: int, reason: str) -> None:
         self._set_close_info(code, reason)
-        if self._done.is_set():
+        if self._done:
             return
         await self._close_stream()
         self._set_done()
@@ -482,13 +599,8 @@ class WebSocket:
             self._close_info = (int(code), reason)
 
     def _set_done(self) -> None:
-        self._done.set()
-        self._wake()
-
-    def _wake(self) -> None:
-        self._arrived.set()
-        self._space.set()
-        self._changed.set()
+        self._done = True
+        self._notify()
 
     def _closed_error(self) -> ConnectionClosed:
         code, reason = self._close_info or (1006, "")
@@ -500,3 +612,10 @@ class WebSocket:
             return None
         timeout = self.options.ping_timeout or interval
         return Keepalive(interval, timeout, anyio.current_time())
+
+
+def _unwrap(stream: ByteStream) -> ByteStream:
+    """The stream under an empty :class:`BufferedStream`: one layer less per frame."""
+    if type(stream) is BufferedStream and not stream.buffer:
+        return stream.stream
+    return stream
