@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import json
-import os
 import platform
-import shlex
 import statistics
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from _harness import BENCH, Measurements, Row, Settings
-from _report import (
-    _cpu_model,
-    _fmt,
-    _marks,
-    _node_package,
-    _ok,
-    _version,
-    anywire_source,
+from _common_report import (
+    cell,
+    cpu_line,
+    date_and_command,
     errors_section,
+    fmt,
+    load_run,
     median_of,
+    node_packages,
+    node_version,
+    ok,
+    percent,
+    pinning,
+    round_ratios,
+    rounds_line,
+    run_data,
+    spread,
+    verdict,
+    versions,
+    write_results,
 )
+from _harness import Measurements, Settings
 
 #: The issue's reference numbers (2-core Linux, Python 3.11, node 20): server CPU µs
 #: per echoed message, 100 clients x 10 in flight.
@@ -44,13 +48,6 @@ PACKAGES = ["anywire", "anyio", "trio", "python-engineio", "uvicorn", "httptools
 # -- numbers -----------------------------------------------------------------------------
 
 
-def cell(m: Measurements, scenario: str, key: str, digits: int = 0) -> str:
-    value = median_of(m, scenario, key)
-    if value is None:
-        return "error" if any("error" in r for r in m.results.get(scenario, [])) else "—"
-    return _fmt(value, digits) + _marks(_ok(m.results.get(scenario)))
-
-
 def transport_table(table: list[Measurements], short: str, conc: int) -> list[str]:
     lines = [
         "| server | round trips/s (1 client) | msgs/s (100x10) | server CPU µs/msg (100x10) "
@@ -61,14 +58,13 @@ def transport_table(table: list[Measurements], short: str, conc: int) -> list[st
         if m.skipped:
             lines.append(f"| {m.row.label} | {m.skipped} | | | | |")
             continue
-        node = median_of(m, f"flood-{short}", "client_cpu_util")
         lines.append(
             f"| {m.row.label} | {cell(m, f'rtt-{short}', 'rate')} "
             f"| {cell(m, f'flood-{short}', 'rate')} "
             f"| {cell(m, f'flood-{short}', 'cpu_us_per_op', 1)} "
             f"| {cell(m, f'handshake1-{short}', 'rate')} / "
             f"{cell(m, f'handshakeN-{short}', 'rate')} "
-            f"| {'—' if node is None else f'{node:.0%}'} |"
+            f"| {percent(median_of(m, f'flood-{short}', 'client_cpu_util'))} |"
         )
     return lines
 
@@ -99,14 +95,13 @@ def rounds_table(table: list[Measurements]) -> list[str]:
     ]
     for m in table:
         for short, transport in TRANSPORTS.items():
-            runs = [r for r in _ok(m.results.get(f"flood-{short}")) if r.get("cpu_us_per_op")]
+            runs = [r for r in ok(m.results.get(f"flood-{short}")) if r.get("cpu_us_per_op")]
             if not runs:
                 continue
             us = [r["cpu_us_per_op"] for r in runs]
-            spread = (max(us) - min(us)) / statistics.median(us)
             lines.append(
-                f"| {m.row.label} | {transport} | {', '.join(_fmt(r['rate']) for r in runs)} "
-                f"| {', '.join(_fmt(u, 1) for u in us)} | {spread:.0%} "
+                f"| {m.row.label} | {transport} | {', '.join(fmt(r['rate']) for r in runs)} "
+                f"| {', '.join(fmt(u, 1) for u in us)} | {spread(us):.0%} "
                 f"| {statistics.median(r['server_cpu_util'] for r in runs):.0%} "
                 f"| {statistics.median(r['client_cpu_util'] for r in runs):.0%} "
                 f"| {max(r.get('other_cpu', 0) for r in runs):.2f} "
@@ -133,15 +128,13 @@ def goal_lines(table: list[Measurements]) -> list[str]:
             ours = median_of(rows[impl], scenario, "cpu_us_per_op") if impl in rows else None
             if ours is None or theirs is None or rival is None:
                 continue
-            pairs = zip(_per_round(rows[impl], scenario), _per_round(rival, scenario), strict=False)
-            per_round = [f"{a / b:.2f}" for a, b in pairs if a and b]
-            spread = f" (per round: {', '.join(per_round)})" if len(per_round) > 1 else ""
+            rounds = round_ratios(_per_round(rows[impl], scenario), _per_round(rival, scenario))
             share = GOAL_SHARE[short]
             lines.append(
                 f"- {transport}, {impl}: {ours:.1f} µs per message, python-engineio "
                 f"{theirs:.1f} µs (issue: {ISSUE_US[(RIVAL, short)]:.0f} µs): ratio "
-                f"{ours / theirs:.2f}{spread}, the goal is {share:.2f} or less: "
-                f"{'**met**' if ours <= theirs * share else '**not met**'}."
+                f"{ours / theirs:.2f}{rounds}, the goal is {share:.2f} or less: "
+                f"{verdict(ours <= theirs * share)}."
             )
     return lines + _node_lines(rows)
 
@@ -168,26 +161,13 @@ def _node_lines(rows: dict[str, Measurements]) -> list[str]:
 
 
 def environment(settings: Settings, argv: Sequence[str]) -> list[str]:
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
-    npm = ", ".join(
-        f"{p} {_node_package(p)}" for p in ("engine.io", "engine.io-client", "ws", "bufferutil")
-    )
-    pinning = "not pinned"
-    if settings.server_cpu is not None:
-        pinning = (
-            f"server process on CPU {settings.server_cpu}, node load generator on CPU "
-            f"{settings.client_cpu} (sched_setaffinity)"
-        )
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    npm = node_packages(["engine.io", "engine.io-client", "ws", "bufferutil"])
     return [
-        f"- Date: {now}; {anywire_source()}",
-        f"- Command: `python bench/eio_server_run.py{' ' if argv else ''}{shlex.join(argv)}`",
-        f"- Python {platform.python_version()}, node {node}; {versions}; npm {npm}",
-        f"- CPU: {_cpu_model()}, {os.cpu_count()} cores; Linux {platform.release()}; {pinning}",
-        f"- Each timed scenario: {settings.warmup:g} s warm-up, then {settings.duration:g} s "
-        f"measured; 100x10 in {settings.rounds} rounds, each in its own server process, "
-        "interleaved across servers (median shown)",
+        *date_and_command("bench/eio_server_run.py", argv),
+        f"- Python {platform.python_version()}, node {node_version()}; {versions(PACKAGES)}; "
+        f"npm {npm}",
+        cpu_line(pinning(settings)),
+        rounds_line(settings),
     ]
 
 
@@ -226,27 +206,19 @@ def render(table: list[Measurements], settings: Settings, env: list[str]) -> str
         "",
         *cost_table(table, conc),
     ]
-    notes = errors_section(table)
-    if notes:
-        notes[1] = "### Notes on this run"
-    return "\n".join(lines + notes) + "\n"
-
-
-RESULTS = BENCH / "results"
+    return "\n".join(lines + errors_section(table, "###")) + "\n"
 
 
 def save_results(table: list[Measurements], settings: Settings, env: list[str]) -> Path:
     """Every raw result, to ``bench/results/eio-server-*.json`` (``--from-json``)."""
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"eio-server-{stamp}.json"
-    rows = [{"impl": m.row.impl, "skipped": m.skipped, "results": m.results} for m in table]
-    data = {"settings": dataclasses.asdict(settings), "environment": env, "rows": rows}
-    path.write_text(json.dumps(data, indent=1))
-    return path
+    return write_results("eio-server", run_data(table, settings, env))
 
 
 def load_results(path: Path) -> tuple[list[Measurements], Settings, list[str]]:
-    data = json.loads(path.read_text())
-    table = [Measurements(Row(r["impl"]), r["results"], r["skipped"]) for r in data["rows"]]
-    return table, Settings(**data["settings"]), data["environment"]
+    _data, table, settings, env = load_run(path)
+    return table, settings, env
+
+
+def replay(path: Path) -> str:
+    """Render the run saved at ``path`` (``--from-json``)."""
+    return render(*load_results(path))

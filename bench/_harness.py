@@ -1,7 +1,9 @@
-"""The harness of bench/run.py: server processes, the load generator, the scenarios."""
+"""The harness of the suites: server processes, the load generator, the scenarios, a quiet
+machine, and the command line and ``main()`` that every ``*_run.py`` shares."""
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import importlib.metadata
@@ -12,15 +14,19 @@ import math
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _doc import write_section
+from _node import ensure_node_packages
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -112,15 +118,20 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
     children.discard(proc)
 
 
+def server_cmd(row: Row, extra: Sequence[str] = ()) -> list[str]:
+    """The command of ``row``'s echo server (``ws_servers.py``)."""
+    cmd = [sys.executable, str(SERVERS_SCRIPT), row.impl, "--port", "0", *extra]
+    if row.compression:
+        cmd.append("--compression")
+    return cmd
+
+
 @contextlib.contextmanager
 def server_process(
     row: Row, settings: Settings, extra: Sequence[str] = ()
 ) -> Iterator[tuple[int, int]]:
     """Start ``row``'s server; yield ``(pid, port)``; stop it on the way out."""
-    cmd = [sys.executable, str(SERVERS_SCRIPT), row.impl, "--port", "0", *extra]
-    if row.compression:
-        cmd.append("--compression")
-    with server_command(cmd, settings) as (pid, port):
+    with server_command(server_cmd(row, extra), settings) as (pid, port):
         yield pid, port
 
 
@@ -227,14 +238,9 @@ def host_slowdown(settings: Settings) -> float:
 
 def machine_busy_cpus(interval: float = 0.5) -> float:
     """How many CPUs the whole machine kept busy over ``interval`` seconds."""
-
-    def sample() -> tuple[int, int]:
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-        return sum(ticks), ticks[3] + ticks[4]  # total, idle + iowait
-
-    total0, idle0 = sample()
+    total0, idle0 = cpu_ticks()
     time.sleep(interval)
-    total1, idle1 = sample()
+    total1, idle1 = cpu_ticks()
     elapsed = (total1 - total0) or 1
     return (elapsed - (idle1 - idle0)) / elapsed * (os.cpu_count() or 1)
 
@@ -264,8 +270,30 @@ def wait_for_quiet(settings: Settings) -> float:
         time.sleep(1.0)
 
 
+# -- /proc -------------------------------------------------------------------------
+
+
 def clk_tck() -> int:
     return os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int | str) -> float:
+    """User + system CPU seconds of process ``pid`` (or ``"self"``) so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / clk_tck()
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """The whole machine's CPU ticks so far: in all, and idle (idle + iowait)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy so far (all but idle and iowait)."""
+    total, idle = cpu_ticks()
+    return (total - idle) / clk_tck()
 
 
 # -- scenarios ---------------------------------------------------------------------
@@ -296,7 +324,8 @@ def _timed(settings: Settings) -> list[str]:
     return ["--warmup", str(settings.warmup), "--duration", str(settings.duration)]
 
 
-def _window_timeout(settings: Settings) -> float:
+def window_timeout(settings: Settings) -> float:
+    """How long a load generator may take: its warm-up and window, and a minute."""
     return settings.warmup + settings.duration + 60
 
 
@@ -321,30 +350,41 @@ def scenario_args(row: Row, settings: Settings) -> dict[str, list[str]]:
     return scenarios
 
 
-def run_timed(m: Measurements, settings: Settings, only: set[str] | None = None) -> None:
+def run_timed(m: Measurements, settings: Settings, only: Collection[str] | None = None) -> None:
     """Run the timed scenarios (all, or those in ``only``) against a fresh server."""
-    names = [n for n in scenario_args(m.row, settings) if only is None or n in only]
+    scenarios = scenario_args(m.row, settings)
+    timeout = window_timeout(settings)
+
+    def measure(name: str, pid: int, port: int) -> Result:
+        args = [*target_args(m.row, pid, port), *scenarios[name]]
+        return run_load(name.split("-")[0], args, settings, timeout)
+
+    names = [n for n in scenarios if only is None or n in only]
+    on_fresh_server(m, server_cmd(m.row), names, settings, measure)
+
+
+def on_fresh_server(
+    m: Measurements,
+    cmd: Sequence[str],
+    names: Sequence[str],
+    settings: Settings,
+    measure: Callable[[str, int, int], Result],
+) -> None:
+    """Start the server ``cmd``; add to ``m`` each scenario of ``names``, measured by
+    ``measure(name, pid, port)`` (see :func:`least_disturbed`); stop the server. A server
+    that fails counts as an error of every scenario."""
     try:
-        _run_timed(m, settings, names)
+        with server_command(cmd, settings) as (pid, port):
+            for name in names:
+
+                def once(name: str = name) -> Result:
+                    return measure(name, pid, port)
+
+                m.add(name, least_disturbed(once, m.row, name, settings))
     except ServerFailed as exc:
         for name in names:
             m.add(name, {"error": str(exc)})
         print(f"  {m.row.label:<28} ERROR {exc}", flush=True)
-
-
-def _run_timed(m: Measurements, settings: Settings, names: list[str]) -> None:
-    with server_process(m.row, settings) as (pid, port):
-        for name, scenario_argv in scenario_args(m.row, settings).items():
-            if name not in names:
-                continue
-            args = [*target_args(m.row, pid, port), *scenario_argv]
-            m.add(name, _measure(m.row, name, args, settings))
-
-
-def _measure(row: Row, name: str, args: list[str], settings: Settings) -> Result:
-    scenario = name.split("-")[0]
-    timeout = _window_timeout(settings)
-    return least_disturbed(lambda: run_load(scenario, args, settings, timeout), row, name, settings)
 
 
 def least_disturbed(
@@ -368,14 +408,14 @@ def least_disturbed(
 
 def disturbed(result: Result) -> bool:
     """Whether other programs or the host disturbed a measurement."""
-    return (
+    return bool(
         result.get("other_cpu", 0.0) > OTHER_LIMIT or result.get("slowdown", 1.0) > SLOWDOWN_LIMIT
     )
 
 
 def _disturbance(result: Result) -> float:
     other = result.get("other_cpu", 0.0) / OTHER_LIMIT
-    return max(other, (result.get("slowdown", 1.0) - 1) / (SLOWDOWN_LIMIT - 1))
+    return float(max(other, (result.get("slowdown", 1.0) - 1) / (SLOWDOWN_LIMIT - 1)))
 
 
 def run_idle(m: Measurements, settings: Settings) -> None:
@@ -408,8 +448,9 @@ def _progress(row: Row, name: str, result: Result) -> None:
     print(f"  {row.label:<28} {name:<12} {summary}", flush=True)
 
 
-def missing_modules(row: Row) -> list[str]:
-    return [m for m in REQUIRES.get(row.impl, []) if not _module_exists(m)]
+def missing_modules(names: Iterable[str]) -> list[str]:
+    """Those of the modules ``names`` that cannot be imported."""
+    return [name for name in names if not _module_exists(name)]
 
 
 def _module_exists(name: str) -> bool:
@@ -419,23 +460,48 @@ def _module_exists(name: str) -> bool:
         return False
 
 
-def run_all(rows: list[Row], settings: Settings) -> list[Measurements]:
-    """All scenarios for all rows; the 100 x 10 scenario in interleaved rounds."""
-    table = [Measurements(row) for row in rows]
+def skip_missing(
+    table: Iterable[Measurements], requires: Mapping[str, Sequence[str]]
+) -> list[Measurements]:
+    """The rows whose modules (``requires[impl]``) are installed; the others are marked
+    skipped, and said so."""
     live = []
     for m in table:
-        if missing := missing_modules(m.row):
+        if missing := missing_modules(requires.get(m.row.impl, [])):
             m.skipped = f"not installed: {', '.join(missing)}"
             print(f"  {m.row.label:<28} skipped ({m.skipped})", flush=True)
         else:
             live.append(m)
+    return live
+
+
+def run_rounds(
+    live: list[Measurements],
+    settings: Settings,
+    run_round: Callable[[Measurements, Collection[str] | None], None],
+    again: Collection[str],
+    again_label: str,
+) -> None:
+    """Every scenario of every row (``run_round(m, None)``), then ``settings.rounds - 1``
+    more rounds of the scenarios ``again``, interleaved across rows."""
     print(f"round 1 of {settings.rounds}: every scenario", flush=True)
     for m in live:
-        run_timed(m, settings)
+        run_round(m, None)
     for n in range(2, settings.rounds + 1):
-        print(f"round {n} of {settings.rounds}: 100 x 10 only", flush=True)
+        print(f"round {n} of {settings.rounds}: {again_label} only", flush=True)
         for m in live:
-            run_timed(m, settings, only={"flood"})
+            run_round(m, again)
+
+
+def run_all(rows: list[Row], settings: Settings) -> list[Measurements]:
+    """All scenarios for all rows; the 100 x 10 scenario in interleaved rounds."""
+    table = [Measurements(row) for row in rows]
+    live = skip_missing(table, REQUIRES)
+
+    def run_round(m: Measurements, only: Collection[str] | None) -> None:
+        run_timed(m, settings, only)
+
+    run_rounds(live, settings, run_round, {"flood"}, "100 x 10")
     print("idle memory (fresh servers)", flush=True)
     for m in live:
         run_idle(m, settings)
@@ -477,3 +543,123 @@ def export_revision(rev: str) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
     sys.path.insert(0, src)
     exported.append(short)
+
+
+# -- the command line and main() of every suite ------------------------------------
+
+
+def choose_cpus(no_pin: bool) -> tuple[int | None, int | None]:
+    """Server on the last allowed CPU, load generator (and this script) on the first."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if no_pin or len(cpus) < 2:
+        return None, None
+    os.sched_setaffinity(0, {cpus[0]})
+    return cpus[-1], cpus[0]
+
+
+def add_common_args(
+    parser: argparse.ArgumentParser,
+    *,
+    rounds: int = 3,
+    rounds_help: str = "rounds",
+    only_help: str | None = None,
+    retries: bool = True,
+    saved_runs: bool = True,
+) -> None:
+    """The options of every suite: the window, the rounds, ``--only`` (comma-separated;
+    when ``only_help`` is given), pinning, the quiet machine, ``--retries`` (for suites
+    that measure through :func:`least_disturbed`), ``--no-write``, and ``--at`` and
+    ``--from-json`` (for suites that save their runs)."""
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    parser.add_argument("--rounds", type=int, default=rounds, help=rounds_help)
+    if only_help is not None:
+        parser.add_argument("--only", help=only_help)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait, before each measurement, for other programs to go idle",
+    )
+    parser.add_argument(
+        "--quiet-cpus", type=float, default=0.15, help="what counts as idle, in CPUs busy"
+    )
+    if retries:
+        parser.add_argument(
+            "--retries",
+            type=int,
+            default=2,
+            help="measure again, at most this often, when other programs were busy meanwhile",
+        )
+    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    if saved_runs:
+        parser.add_argument("--at", metavar="REV", help="measure anywire as committed at REV")
+        parser.add_argument(
+            "--from-json", metavar="PATH", help="render a saved run (bench/results/) instead"
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings of :func:`add_common_args`'s options (plus ``--idle-conns`` and
+    ``--handshake-concurrency`` where a suite has them). Pins this process (see
+    :func:`choose_cpus`) unless ``--no-pin``."""
+    server_cpu, client_cpu = choose_cpus(args.no_pin)
+    return Settings(
+        duration=args.duration,
+        warmup=args.warmup,
+        rounds=args.rounds,
+        idle_conns=getattr(args, "idle_conns", 0),
+        handshake_concurrency=getattr(args, "handshake_concurrency", 0),
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+        quiet_wait=args.quiet_wait,
+        quiet_cpus=args.quiet_cpus,
+        retries=getattr(args, "retries", Settings.retries),
+    )
+
+
+def suite_main(
+    args: argparse.Namespace,
+    section: str,
+    script: str,
+    measure: Callable[[], str | None],
+    replay: Callable[[Path], str] | None = None,
+    *,
+    node: bool = True,
+) -> int:
+    """What every suite's ``main()`` does: exit on SIGTERM, ``--at``, the node packages
+    (with ``node``); then ``replay(path)`` for ``--from-json path``, else ``measure()``
+    (which saves its raw results): the suite's section of docs/benchmarks.md, printed
+    and written unless ``--no-write`` (``None``: nothing to show, as after ``--profile``);
+    every child process stopped on the way out. Returns the exit code."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if getattr(args, "at", None):
+        export_revision(args.at)
+    if node:
+        ensure_node_packages()
+    try:
+        from_json = getattr(args, "from_json", None)
+        generated = replay(Path(from_json)) if replay and from_json else measure()
+        if generated is None:
+            return 0
+        print("\n" + generated)
+        if not args.no_write:
+            write_section(section, script, generated)
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted: stopping the servers", file=sys.stderr)
+        return 130
+    finally:
+        kill_children()
+
+
+def wanted_impls(only: str | None, known: Iterable[str]) -> set[str] | None:
+    """The servers named by ``--only`` (comma-separated; ``None``: all of them), each
+    checked against ``known``."""
+    if only is None:
+        return None
+    wanted = set(only.split(","))
+    if unknown := wanted - set(known):
+        raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
+    return wanted

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import json
-import os
 import platform
-import shlex
-import statistics
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from _harness import BENCH, Measurements, Result, Row, Settings, disturbed
-from _report import _cpu_model, _node_package, _version, anywire_source, errors_section
+from _common_report import (
+    cell,
+    cpu_line,
+    date_and_command,
+    errors_section,
+    fmt,
+    load_run,
+    marks,
+    median_of,
+    node_package,
+    node_version,
+    ok,
+    percent,
+    pinning,
+    round_ratios,
+    run_data,
+    spread,
+    verdict,
+    versions,
+    write_results,
+)
+from _harness import Measurements, Result, Settings
 
 #: The issue's reference figures (2-core Linux, Python 3.11, node 20): server CPU µs per
 #: echoed WebSocket message through a raw ASGI echo app, 100 connections x 10 in flight.
@@ -34,15 +48,8 @@ Table = dict[str, Measurements]
 # -- numbers -----------------------------------------------------------------------------
 
 
-def _ok(m: Measurements | None, suite: str) -> list[Result]:
-    if m is None:
-        return []
-    return [r for r in m.results.get(suite, []) if "error" not in r]
-
-
-def median(m: Measurements | None, suite: str, key: str) -> float | None:
-    values = [r[key] for r in _ok(m, suite) if r.get(key) is not None]
-    return statistics.median(values) if values else None
+def _runs(m: Measurements | None, suite: str) -> list[Result]:
+    return [] if m is None else ok(m.results.get(suite))
 
 
 def per_round(m: Measurements | None, suite: str, key: str) -> list[float | None]:
@@ -51,23 +58,10 @@ def per_round(m: Measurements | None, suite: str, key: str) -> list[float | None
     return [None if "error" in r else r.get(key) for r in m.results.get(suite, [])]
 
 
-def _fmt(value: float | None, digits: int = 0) -> str:
-    return "—" if value is None else f"{value:,.{digits}f}"
-
-
-def _marks(m: Measurements, suite: str) -> str:
-    """``*``: disturbed (other programs, a slow host); ``‡``: some requests failed."""
-    runs = _ok(m, suite)
-    busy = any(disturbed(r) for r in runs)
-    failed = any(r.get("failures") for r in runs)
-    return (" *" if busy else "") + (" ‡" if failed else "")
-
-
 def _cell(m: Measurements, suite: str, key: str, digits: int = 0) -> str:
-    value = median(m, suite, key)
-    if value is None:
-        return "error" if m.results.get(suite) else "—"
-    return _fmt(value, digits) + _marks(m, suite)
+    if median_of(m, suite, key) is None and m.results.get(suite):
+        return "error"  # every run failed, or none gave ``key``
+    return cell(m, suite, key, digits)
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
@@ -78,7 +72,7 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
 
 
 def http_table(rows: list[str], table: Table) -> list[str]:
-    ref = median(table.get(REFERENCE_HTTP), "http", "rate")
+    ref = median_of(table.get(REFERENCE_HTTP), "http", "rate")
     lines = [
         f"| server | requests/s | vs {REFERENCE_HTTP} | server CPU µs/request "
         "| latency p50 / p99 (ms) | server CPU busy | wrk CPU busy |",
@@ -89,10 +83,10 @@ def http_table(rows: list[str], table: Table) -> list[str]:
         if m.skipped:
             lines.append(f"| {impl} | {m.skipped} | | | | | |")
             continue
-        p50, p99 = median(m, "http", "p50_us"), median(m, "http", "p99_us")
+        p50, p99 = median_of(m, "http", "p50_us"), median_of(m, "http", "p99_us")
         latency = "—" if p50 is None or p99 is None else f"{p50 / 1e3:.1f} / {p99 / 1e3:.1f}"
         lines.append(
-            f"| {impl} | {_cell(m, 'http', 'rate')} | {_ratio(median(m, 'http', 'rate'), ref)} "
+            f"| {impl} | {_cell(m, 'http', 'rate')} | {_ratio(median_of(m, 'http', 'rate'), ref)} "
             f"| {_cell(m, 'http', 'cpu_us_per_op', 1)} | {latency} "
             f"| {_util(m, 'http', 'server_cpu_util')} | {_util(m, 'http', 'client_cpu_util')} |"
         )
@@ -100,7 +94,7 @@ def http_table(rows: list[str], table: Table) -> list[str]:
 
 
 def ws_table(rows: list[str], table: Table) -> list[str]:
-    ref = median(table.get(REFERENCE_WS), "ws", "cpu_us_per_op")
+    ref = median_of(table.get(REFERENCE_WS), "ws", "cpu_us_per_op")
     lines = [
         f"| server | msgs/s (100x10) | server CPU µs/msg | vs {REFERENCE_WS} (CPU) "
         "| issue's µs/msg | server CPU busy | node CPU busy |",
@@ -111,18 +105,17 @@ def ws_table(rows: list[str], table: Table) -> list[str]:
         if m.skipped:
             lines.append(f"| {impl} | {m.skipped} | | | | | |")
             continue
-        us = median(m, "ws", "cpu_us_per_op")
+        us = median_of(m, "ws", "cpu_us_per_op")
         lines.append(
             f"| {impl} | {_cell(m, 'ws', 'rate')} | {_cell(m, 'ws', 'cpu_us_per_op', 1)} "
-            f"| {_ratio(us, ref)} | {_fmt(ISSUE_WS_US.get(impl), 1)} "
+            f"| {_ratio(us, ref)} | {fmt(ISSUE_WS_US.get(impl), 1)} "
             f"| {_util(m, 'ws', 'server_cpu_util')} | {_util(m, 'ws', 'client_cpu_util')} |"
         )
     return lines
 
 
 def _util(m: Measurements, suite: str, key: str) -> str:
-    value = median(m, suite, key)
-    return "—" if value is None else f"{value:.0%}"
+    return percent(median_of(m, suite, key))
 
 
 def rounds_table(plan: Plan, table: Table) -> list[str]:
@@ -134,14 +127,13 @@ def rounds_table(plan: Plan, table: Table) -> list[str]:
     for suite, rows in plan.items():
         unit = "req/s" if suite == "http" else "msgs/s"
         for impl in rows:
-            runs = _ok(table[impl], suite)
+            runs = _runs(table[impl], suite)
             if not runs:
                 continue
             us = [r["cpu_us_per_op"] for r in runs if r.get("cpu_us_per_op")]
-            spread = f"{(max(us) - min(us)) / statistics.median(us):.0%}" if us else "—"
             lines.append(
-                f"| {suite} | {impl} | {', '.join(_fmt(r['rate']) for r in runs)} {unit} "
-                f"| {', '.join(_fmt(u, 1) for u in us)} | {spread} "
+                f"| {suite} | {impl} | {', '.join(fmt(r['rate']) for r in runs)} {unit} "
+                f"| {', '.join(fmt(u, 1) for u in us)} | {f'{spread(us):.0%}' if us else '—'} "
                 f"| {max(r.get('other_cpu', 0.0) for r in runs):.2f} "
                 f"| {max(r.get('slowdown', 1.0) for r in runs):.2f}x |"
             )
@@ -151,30 +143,22 @@ def rounds_table(plan: Plan, table: Table) -> list[str]:
 # -- the issue's goals -------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "**met**" if ok else "**not met**"
-
-
 def _round_ratios(table: Table, suite: str, key: str, ours: str, theirs: str) -> str:
-    """Ratios within each round (the two measured a minute apart at most)."""
-    pairs = zip(
-        per_round(table.get(ours), suite, key),
-        per_round(table.get(theirs), suite, key),
-        strict=False,
+    """Ratios within each round (see :func:`round_ratios`)."""
+    return round_ratios(
+        per_round(table.get(ours), suite, key), per_round(table.get(theirs), suite, key)
     )
-    ratios = [f"{a / b:.2f}" for a, b in pairs if a is not None and b]
-    return f" (per round: {', '.join(ratios)})" if len(ratios) > 1 else ""
 
 
 def _shaky(table: Table, suite: str, *impls: str) -> str:
-    if any(i in table and _marks(table[i], suite) for i in impls):
+    if any(i in table and marks(_runs(table[i], suite)) for i in impls):
         return " (from a number marked `*` or `‡`: see the notes; measure again)"
     return ""
 
 
 def ws_goals(table: Table) -> list[str]:
     def us(impl: str) -> float | None:
-        return median(table.get(impl), "ws", "cpu_us_per_op")
+        return median_of(table.get(impl), "ws", "cpu_us_per_op")
 
     lines = []
     for backend, share, goal in (("asyncio", 1.0, "below"), ("trio", 0.5, "at most half of")):
@@ -186,7 +170,7 @@ def ws_goals(table: Table) -> list[str]:
         lines.append(
             f"- WebSocket CPU per message on {backend} {goal} hypercorn's: anywire {a:.1f} µs, "
             f"hypercorn {b:.1f} µs (issue: {ISSUE_WS_US[theirs]} µs), ratio {a / b:.2f}"
-            f"{_round_ratios(table, 'ws', 'cpu_us_per_op', ours, theirs)}: {_verdict(ok)}"
+            f"{_round_ratios(table, 'ws', 'cpu_us_per_op', ours, theirs)}: {verdict(ok)}"
             f"{_shaky(table, 'ws', ours, theirs)}."
         )
     a, b = us("anywire-asyncio"), us(REFERENCE_WS)
@@ -202,7 +186,7 @@ def ws_goals(table: Table) -> list[str]:
 
 def http_goals(table: Table) -> list[str]:
     def rate(impl: str) -> float | None:
-        return median(table.get(impl), "http", "rate")
+        return median_of(table.get(impl), "http", "rate")
 
     lines = []
     for backend in ("asyncio", "trio"):
@@ -217,7 +201,7 @@ def http_goals(table: Table) -> list[str]:
             lines.append(
                 f"- HTTP requests/s at or above {theirs}: {ours} {a:,.0f}, {theirs} {b:,.0f}, "
                 f"ratio {a / b:.2f}{_round_ratios(table, 'http', 'rate', ours, theirs)}: "
-                f"{_verdict(a >= b)}{_shaky(table, 'http', ours, theirs)}."
+                f"{verdict(a >= b)}{_shaky(table, 'http', ours, theirs)}."
             )
         ref = rate(REFERENCE_HTTP)
         if ref is not None:
@@ -247,21 +231,12 @@ def _wrk_version() -> str:
 
 
 def environment(settings: Settings, argv: Sequence[str]) -> list[str]:
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
-    versions = ", ".join(f"{p} {_version(p)}" for p in PACKAGES)
-    pinning = "not pinned"
-    if settings.server_cpu is not None:
-        pinning = (
-            f"server process on CPU {settings.server_cpu}, wrk and node on CPU "
-            f"{settings.client_cpu} (sched_setaffinity)"
-        )
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [
-        f"- Date: {now}; {anywire_source()}",
-        f"- Command: `python bench/http_run.py{' ' if argv else ''}{shlex.join(argv)}`",
+        *date_and_command("bench/http_run.py", argv),
         f"- Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"node {node}, {_wrk_version()}; {versions}; npm ws {_node_package('ws')}",
-        f"- CPU: {_cpu_model()}, {os.cpu_count()} cores; Linux {platform.release()}; {pinning}",
+        f"node {node_version()}, {_wrk_version()}; {versions(PACKAGES)}; "
+        f"npm ws {node_package('ws')}",
+        cpu_line(pinning(settings, "wrk and node")),
         f"- Each measurement on a fresh server process: {settings.warmup:g} s warm-up, then "
         f"{settings.duration:g} s measured (wrk: whole seconds); {settings.rounds} "
         f"round{'s' if settings.rounds != 1 else ''}, interleaved across servers; medians shown",
@@ -315,32 +290,20 @@ def render(plan: Plan, table: Table, settings: Settings, env: list[str]) -> str:
         *rounds_table(plan, table),
     ]
     ordered = [table[i] for i in dict.fromkeys(i for rows in plan.values() for i in rows)]
-    lines += [line.replace("## Notes", "### Notes", 1) for line in errors_section(ordered)]
+    lines += errors_section(ordered, "###")
     return "\n".join(lines) + "\n"
-
-
-RESULTS = BENCH / "results"
 
 
 def save_results(plan: Plan, table: Table, settings: Settings, env: list[str]) -> Path:
     """Every raw result of the run, to ``bench/results/http-*.json`` (``--from-json``)."""
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"http-{stamp}.json"
-    rows = [{"impl": i, "skipped": m.skipped, "results": m.results} for i, m in table.items()]
-    data = {
-        "settings": dataclasses.asdict(settings),
-        "environment": env,
-        "plan": plan,
-        "rows": rows,
-    }
-    path.write_text(json.dumps(data, indent=1))
-    return path
+    return write_results("http", run_data(table.values(), settings, env, plan=plan))
 
 
 def load_results(path: Path) -> tuple[Plan, Table, Settings, list[str]]:
-    data = json.loads(path.read_text())
-    table = {
-        r["impl"]: Measurements(Row(r["impl"]), r["results"], r["skipped"]) for r in data["rows"]
-    }
-    return data["plan"], table, Settings(**data["settings"]), data["environment"]
+    data, rows, settings, env = load_run(path)
+    return data["plan"], {m.row.impl: m for m in rows}, settings, env
+
+
+def replay(path: Path) -> str:
+    """Render the run saved at ``path`` (``--from-json``)."""
+    return render(*load_results(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import shutil
@@ -9,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,13 @@ PROFILES = BENCH / "profiles"
 # -- profiling -------------------------------------------------------------------------
 
 
+def add_profile_args(parser: argparse.ArgumentParser) -> None:
+    """``--profile SERVER`` (repeatable), ``--profile-rate`` and ``--top``."""
+    parser.add_argument("--profile", action="append", metavar="SERVER", help="profile SERVER")
+    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
+    parser.add_argument("--top", type=int, default=15, help="functions in the profile summary")
+
+
 def profile(impl: str, settings: Settings, rate: int, top: int) -> None:
     """Profile ``impl`` in the 100 x 10 scenario twice: py-spy, then cProfile.
 
@@ -41,10 +49,7 @@ def profile(impl: str, settings: Settings, rate: int, top: int) -> None:
     """
     PROFILES.mkdir(exist_ok=True)
     parts = [py_spy_profile(impl, settings, rate, top), cprofile_profile(impl, settings, top)]
-    summary_path = PROFILES / f"{impl}-100x10-top.txt"
-    summary_path.write_text("\n".join(parts))
-    print("\n".join(parts))
-    print(f"wrote {summary_path.relative_to(ROOT)} and the profiles beside it")
+    write_summary(f"{impl}-100x10", parts)
 
 
 def _profile_window(seconds: int) -> list[str]:
@@ -62,28 +67,19 @@ def _loaded_server(
     """
     row = Row(impl)
     with server_process(row, settings, extra) as (pid, port):
-        proc = next(p for p in children if p.pid == pid)
         args = [*target_args(row, pid, port), *scenario_args(row, settings)["flood"]]
-        load = _start_load("flood", [*args, *_profile_window(seconds)], settings)
+        load = start_load("flood", [*args, *_profile_window(seconds)], settings)
         time.sleep(1.5)  # connections open, past the load generator's warm-up
-        yield proc, load
-        load.wait(timeout=120)
-        children.discard(load)
+        yield server_proc(pid), load
+        finish_load(load)
 
 
 def py_spy_profile(impl: str, settings: Settings, rate: int, top: int) -> str:
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(py_spy).exists():
-        raise SystemExit("py-spy is not installed: pip install py-spy")
+    py_spy = py_spy_binary()
     seconds = max(1, round(settings.duration))
-    outputs = [
-        ("raw", PROFILES / f"{impl}-100x10.txt"),
-        ("flamegraph", PROFILES / f"{impl}-100x10.svg"),
-    ]
-    with _loaded_server(impl, settings, len(outputs) * (seconds + 2) + 1) as (server, _):
-        for fmt, path in outputs:
-            _py_spy(py_spy, server.pid, seconds, rate, fmt, path, settings)
-    return summarize_profile(outputs[0][1], impl, top)
+    with _loaded_server(impl, settings, 2 * (seconds + 2) + 1) as (server, _):
+        raw = record_py_spy(py_spy, server.pid, seconds, rate, f"{impl}-100x10", settings)
+    return summarize_profile(raw, impl, top)
 
 
 def cprofile_profile(impl: str, settings: Settings, top: int) -> str:
@@ -91,18 +87,15 @@ def cprofile_profile(impl: str, settings: Settings, top: int) -> str:
     path = PROFILES / f"{impl}-100x10.pstats"
     path.unlink(missing_ok=True)
     with _loaded_server(impl, settings, seconds + 3, ["--cprofile", str(path)]) as (server, load):
-        server.send_signal(signal.SIGUSR1)
-        start = time.perf_counter()
-        time.sleep(seconds)
-        server.send_signal(signal.SIGUSR2)
-        profiled = time.perf_counter() - start
-        read_line(server, "PROFILE WRITTEN")
-    assert load.stdout is not None
-    rate = json.loads(load.stdout.read().strip().splitlines()[-1])["rate"]
-    return summarize_cprofile(path, impl, top, estimate=rate * profiled)
+        profiled_seconds = profiled(server, lambda: timed_sleep(seconds))
+    return summarize_cprofile(path, impl, top, estimate=load_rate(load) * profiled_seconds)
 
 
-def _start_load(scenario: str, args: Sequence[str], settings: Settings) -> subprocess.Popen[str]:
+# -- the pieces, shared with http_run.py --profile ------------------------------------
+
+
+def start_load(scenario: str, args: Sequence[str], settings: Settings) -> subprocess.Popen[str]:
+    """Start ``ws_load.mjs scenario args`` on the load generator's CPU."""
     cmd = ["node", str(LOAD_SCRIPT), scenario, *args, "--clk-tck", str(clk_tck())]
     pin = pin_to(settings.client_cpu)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
@@ -110,13 +103,71 @@ def _start_load(scenario: str, args: Sequence[str], settings: Settings) -> subpr
     return proc
 
 
-def _py_spy(
-    py_spy: str, pid: int, seconds: int, rate: int, fmt: str, path: Path, settings: Settings
-) -> None:
-    cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", str(rate)]
-    cmd += ["--function", "--nonblocking", "--format", fmt, "--output", str(path)]
-    # py-spy shares the load generator's core: the server keeps its own core to itself.
-    subprocess.run(cmd, check=True, preexec_fn=pin_to(settings.client_cpu), capture_output=True)
+def finish_load(load: subprocess.Popen[str]) -> None:
+    """Wait for a load generator started in the background to end."""
+    load.wait(timeout=120)
+    children.discard(load)
+
+
+def load_rate(load: subprocess.Popen[str]) -> float:
+    """The rate a finished ``ws_load.mjs`` reported."""
+    assert load.stdout is not None
+    return float(json.loads(load.stdout.read().strip().splitlines()[-1])["rate"])
+
+
+def server_proc(pid: int) -> subprocess.Popen[str]:
+    """The server process ``pid`` (one of :data:`_harness.children`)."""
+    return next(p for p in children if p.pid == pid)
+
+
+def profiled(proc: subprocess.Popen[str], work: Callable[[], float]) -> float:
+    """``work()`` with cProfile on in the server ``proc``; its result."""
+    proc.send_signal(signal.SIGUSR1)
+    value = work()
+    proc.send_signal(signal.SIGUSR2)
+    read_line(proc, "PROFILE WRITTEN")
+    return value
+
+
+def timed_sleep(seconds: float) -> float:
+    """Sleep ``seconds``; the seconds it took."""
+    start = time.perf_counter()
+    time.sleep(seconds)
+    return time.perf_counter() - start
+
+
+def py_spy_binary() -> str:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        raise SystemExit("py-spy is not installed: pip install py-spy")
+    return py_spy
+
+
+def record_py_spy(
+    py_spy: str, pid: int, seconds: int, rate: int, stem: str, settings: Settings
+) -> Path:
+    """py-spy's raw stacks (``bench/profiles/STEM.txt``, returned), then a flame graph
+    (``STEM.svg``), each over ``seconds``."""
+    raw = PROFILES / f"{stem}.txt"
+    for fmt, path in (("raw", raw), ("flamegraph", PROFILES / f"{stem}.svg")):
+        cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(seconds)]
+        cmd += ["--rate", str(rate), "--function", "--nonblocking"]
+        cmd += ["--format", fmt, "--output", str(path)]
+        # py-spy shares the load generator's core: the server keeps its own core to itself.
+        pin = pin_to(settings.client_cpu)
+        subprocess.run(cmd, check=True, preexec_fn=pin, capture_output=True)
+    return raw
+
+
+def write_summary(stem: str, parts: list[str]) -> None:
+    """Print the summaries ``parts`` and write them to ``bench/profiles/STEM-top.txt``."""
+    summary = PROFILES / f"{stem}-top.txt"
+    summary.write_text("\n".join(parts))
+    print("\n".join(parts))
+    print(f"wrote {summary.relative_to(ROOT)} and the profiles beside it")
+
+
+# -- the summaries -------------------------------------------------------------------
 
 
 def _parse_raw(path: Path) -> list[tuple[list[str], int]]:

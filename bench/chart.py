@@ -24,11 +24,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from _harness import BENCH, ROOT, Measurements, disturbed
-from _report import load_results, median_of
+from _common_report import RESULTS, median_of
+from _harness import ROOT, Measurements, disturbed
+from _report import load_results
 from matplotlib.axes import Axes
 
-RESULTS = BENCH / "results"
 OUTPUT = ROOT / "docs" / "_static" / "benchmarks.png"
 
 OURS = "#1f6fb4"  # anywire

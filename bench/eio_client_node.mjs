@@ -9,25 +9,26 @@
 // messages echoed in the window, its length and this process's CPU time over it
 // (user + system, from /proc/self/stat), as bench/eio_client_py.py does.
 
-import { readFileSync } from "node:fs";
 import { execSync } from "node:child_process";
 import { Socket } from "engine.io-client";
+import { inBatches, parseArgs, printJson, processCpu, sleep } from "./_load_common.mjs";
 
-const options = { url: "", transport: "websocket", clients: 1, inflight: 1, warmup: 1, duration: 3, size: 32 };
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i += 2) {
-  const key = argv[i].replace(/^--/, "");
-  if (!(key in options)) throw new Error(`unknown option --${key}`);
-  options[key] = typeof options[key] === "number" ? Number(argv[i + 1]) : argv[i + 1];
-}
+const options = parseArgs(process.argv.slice(2), {
+  url: "",
+  transport: "websocket",
+  clients: 1,
+  inflight: 1,
+  warmup: 1,
+  duration: 3,
+  size: 32,
+});
 
 const clkTck = Number(execSync("getconf CLK_TCK").toString().trim());
 function cpuSeconds() {
-  const fields = readFileSync("/proc/self/stat", "utf8").split(")").pop().trim().split(/\s+/);
-  return (Number(fields[11]) + Number(fields[12])) / clkTck;
+  const { user, sys } = processCpu("self", clkTck);
+  return user + sys;
 }
 
-const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 const payload = "x".repeat(options.size);
 const stats = { count: 0, connected: 0, errors: [] };
 const sockets = [];
@@ -58,14 +59,11 @@ function connect() {
 
 const snapshot = () => [stats.count, performance.now() / 1000, cpuSeconds()];
 
-for (let i = 0; i < options.clients; i += 20) {
-  const batch = Math.min(20, options.clients - i);
-  await Promise.all(Array.from({ length: batch }, connect));
-}
-await sleep(options.warmup);
+await inBatches(options.clients, 20, connect);
+await sleep(options.warmup * 1000);
 const start = snapshot();
 process.stdout.write("START\n");
-await sleep(options.duration);
+await sleep(options.duration * 1000);
 const end = snapshot();
 process.stdout.write("END\n");
 const [messages, seconds, cpu] = end.map((value, i) => value - start[i]);
@@ -76,5 +74,5 @@ const result = {
   connected: stats.connected,
   errors: stats.errors.slice(0, 5),
 };
-process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
+printJson(result, () => process.exit(0));
 for (const socket of sockets) socket.close();

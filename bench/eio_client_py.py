@@ -22,14 +22,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-
-def cpu_seconds() -> float:
-    """This process's user + system CPU time, from /proc/self/stat."""
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from _harness import process_cpu
 
 
 @dataclass
@@ -52,7 +47,7 @@ def report(stats: Stats, window: tuple[int, float, float], end: tuple[int, float
 
 
 def snapshot(stats: Stats) -> tuple[int, float, float]:
-    return stats.count, time.monotonic(), cpu_seconds()
+    return stats.count, time.monotonic(), process_cpu("self")
 
 
 async def measure(

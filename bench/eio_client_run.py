@@ -19,8 +19,8 @@ Raw results go to ``bench/results/eio-client-*.json``, the tables to the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -29,34 +29,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _doc import write_section
+from _common_report import write_results
 from _harness import (
     BENCH,
     Settings,
+    add_common_args,
     children,
-    kill_children,
+    missing_modules,
     pin_to,
+    process_cpu,
     server_command,
+    settings_from_args,
+    suite_main,
     wait_for_quiet,
 )
-from _node import ensure_node_packages
 
 SCRIPT = "bench/eio_client_run.py"
 IMPLS = ["anywire-asyncio", "anywire-trio", "engine.io-client", "python-engineio"]
 TRANSPORTS = ["websocket", "polling"]
 SCENARIOS = {"1x1": (1, 1), "100x10": (100, 10)}  # clients, messages in flight each
-REQUIRES = {"anywire-trio": "trio", "python-engineio": "engineio"}
+REQUIRES = {"anywire-trio": ["trio"], "python-engineio": ["engineio"]}
 
 Result = dict[str, Any]
 
 
-def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (from /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def client_command(impl: str, url: str, transport: str, scenario: str, args: Any) -> list[str]:
+def client_command(
+    impl: str, url: str, transport: str, scenario: str, settings: Settings
+) -> list[str]:
     clients, inflight = SCENARIOS[scenario]
     common = [
         "--url",
@@ -68,9 +67,9 @@ def client_command(impl: str, url: str, transport: str, scenario: str, args: Any
         "--inflight",
         str(inflight),
         "--warmup",
-        str(args.warmup),
+        str(settings.warmup),
         "--duration",
-        str(args.duration),
+        str(settings.duration),
     ]
     if impl == "engine.io-client":
         return ["node", str(BENCH / "eio_client_node.mjs"), *common]
@@ -91,7 +90,7 @@ def run_client(cmd: Sequence[str], server_pid: int, settings: Settings, limit: f
         for line in proc.stdout:
             line = line.strip()
             if line in ("START", "END"):
-                marks[line] = (time.monotonic(), proc_cpu(server_pid))
+                marks[line] = (time.monotonic(), process_cpu(server_pid))
             elif line.startswith("{"):
                 result = json.loads(line)
                 break
@@ -108,12 +107,12 @@ def run_client(cmd: Sequence[str], server_pid: int, settings: Settings, limit: f
     return result
 
 
-def measure(impl: str, transport: str, scenario: str, args: Any, settings: Settings) -> Result:
+def measure(impl: str, transport: str, scenario: str, settings: Settings) -> Result:
     wait_for_quiet(settings)
     server = ["node", str(BENCH / "eio_node_server.mjs"), "--port", "0"]
     with server_command(server, settings) as (pid, port):
-        cmd = client_command(impl, f"http://127.0.0.1:{port}", transport, scenario, args)
-        raw = run_client(cmd, pid, settings, args.warmup + args.duration + 90)
+        cmd = client_command(impl, f"http://127.0.0.1:{port}", transport, scenario, settings)
+        raw = run_client(cmd, pid, settings, settings.warmup + settings.duration + 90)
     row: Result = {"impl": impl, "transport": transport, "scenario": scenario, **raw}
     messages, seconds = raw.get("messages", 0), raw.get("seconds", 0)
     if messages and seconds:
@@ -137,24 +136,15 @@ def progress(row: Result) -> None:
         print(f"{what} failed: {row.get('error')}", flush=True)
 
 
-def available(impl: str) -> bool:
-    module = REQUIRES.get(impl)
-    if module is None:
-        return True
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-def run(args: Any, settings: Settings) -> list[Result]:
-    impls = [i for i in (args.only or IMPLS) if available(i)]
+def run(impls: list[str], transports: list[str], settings: Settings) -> list[Result]:
+    impls = [i for i in impls if not missing_modules(REQUIRES.get(i, []))]
     rows: list[Result] = []
-    for round_ in range(args.rounds):
-        print(f"round {round_ + 1} of {args.rounds}", flush=True)
-        for transport in args.transports:
+    for round_ in range(settings.rounds):
+        print(f"round {round_ + 1} of {settings.rounds}", flush=True)
+        for transport in transports:
             for scenario in SCENARIOS:
                 for impl in impls:
-                    row = measure(impl, transport, scenario, args, settings)
+                    row = measure(impl, transport, scenario, settings)
                     row["round"] = round_ + 1
                     progress(row)
                     rows.append(row)
@@ -222,7 +212,7 @@ def polling_note(rows: list[Result]) -> list[str]:
     ]
 
 
-def render(rows: list[Result], settings: Settings, args: Any) -> str:
+def render(rows: list[Result], settings: Settings, transports: list[str]) -> str:
     impls = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
     lines = [
         "## Engine.IO clients",
@@ -233,11 +223,12 @@ def render(rows: list[Result], settings: Settings, args: Any) -> str:
         "messages in flight each. msg/s are echoed messages per second; CPU µs/msg is the "
         "client process's user + system CPU per echoed message (the server's CPU is not "
         "counted); busy columns are for 100x10. Medians of "
-        f"{args.rounds} round(s); {args.warmup:g} s warm-up, {args.duration:g} s measured. "
+        f"{settings.rounds} round(s); {settings.warmup:g} s warm-up, {settings.duration:g} s "
+        "measured. "
         f"Client pinned to CPU {settings.client_cpu}, server to CPU {settings.server_cpu}.",
         "",
     ]
-    for transport in args.transports:
+    for transport in transports:
         lines += table(rows, transport, impls)
     lines += polling_note(rows)
     failed = [r for r in rows if "error" in r or r.get("errors")]
@@ -249,54 +240,36 @@ def render(rows: list[Result], settings: Settings, args: Any) -> str:
     return "\n".join(lines)
 
 
-def cpus() -> tuple[int | None, int | None]:
-    allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
-        return None, None
-    return allowed[-1], allowed[0]
+# -- main --------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def replay(path: Path) -> str:
+    """Render a run saved by :func:`main` (``--from-json``)."""
+    data = json.loads(path.read_text())
+    return render(data["rows"], Settings(**data["settings"]), data["transports"])
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--only", nargs="+", choices=IMPLS)
+    add_common_args(parser, rounds=2, retries=False)
+    parser.add_argument("--only", nargs="+", choices=IMPLS, help="these clients only")
     parser.add_argument("--transports", nargs="+", choices=TRANSPORTS, default=TRANSPORTS)
-    parser.add_argument("--quiet-wait", type=float, default=10.0)
-    parser.add_argument("--no-pin", action="store_true")
-    parser.add_argument("--no-write", action="store_true", help="print; write no file")
-    args = parser.parse_args(argv)
-    ensure_node_packages()
-    server_cpu, client_cpu = (None, None) if args.no_pin else cpus()
-    settings = Settings(
-        duration=args.duration,
-        warmup=args.warmup,
-        rounds=args.rounds,
-        idle_conns=0,
-        handshake_concurrency=0,
-        server_cpu=server_cpu,
-        client_cpu=client_cpu,
-        quiet_wait=args.quiet_wait,
-    )
-    if client_cpu is not None:
-        os.sched_setaffinity(0, {client_cpu})
-    try:
-        rows = run(args, settings)
-    finally:
-        kill_children()
-    text = render(rows, settings, args)
-    print(text)
-    if args.no_write:
-        return
-    results = BENCH / "results"
-    results.mkdir(exist_ok=True)
-    path = results / time.strftime("eio-client-%Y%m%d-%H%M%S.json")
-    settings_dict = {"duration": args.duration, "warmup": args.warmup, "rounds": args.rounds}
-    path.write_text(json.dumps({"settings": settings_dict, "rows": rows}, indent=1))
-    print(f"raw results: {path.relative_to(BENCH.parent)}")
-    write_section("engineio-client", SCRIPT, text)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    settings = settings_from_args(args)
+
+    def measure() -> str:
+        rows = run(args.only or IMPLS, args.transports, settings)
+        data = {"settings": dataclasses.asdict(settings), "transports": args.transports}
+        write_results("eio-client", {**data, "rows": rows})
+        return render(rows, settings, args.transports)
+
+    return suite_main(args, "engineio-client", SCRIPT, measure, replay)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

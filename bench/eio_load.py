@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import platform
 import resource
 import select
-import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,15 +32,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from _doc import write_section
-from _harness import BENCH, ROOT, children, clk_tck, kill_children, pin_to, read_line
-from _node import ensure_node_packages
-from _report import _cpu_model, _node_package, _version, anywire_source
-from run import choose_cpus
+from _common_report import (
+    cpu_model,
+    date_and_command,
+    node_packages,
+    node_version,
+    versions,
+    write_results,
+)
+from _harness import (
+    BENCH,
+    children,
+    choose_cpus,
+    kill_children,
+    pin_to,
+    process_cpu,
+    read_line,
+    suite_main,
+)
 
 SERVERS = BENCH / "eio_servers.py"
 CLIENTS = BENCH / "eio_load_clients.mjs"
-RESULTS = BENCH / "results"
 MIB = 1024
 
 Result = dict[str, Any]
@@ -127,9 +136,7 @@ class Server:
         raise LoadFailed("the server has no VmRSS")
 
     def cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / clk_tck()
+        return process_cpu(self.proc.pid)
 
     def log_lines(self) -> list[str]:
         self.log.seek(0)
@@ -406,18 +413,15 @@ def table_line(backend: str, n: int, cycle: Result, args: argparse.Namespace) ->
 
 
 def environment(args: argparse.Namespace, argv: Sequence[str]) -> list[str]:
-    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     server_cpu, client_cpu = args.cpus
     pinning = "not pinned"
     if server_cpu is not None:
         pinning = f"server on CPU {server_cpu}, {args.procs} node processes on CPU {client_cpu}"
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return [
-        f"- Date: {now}; {anywire_source()}",
-        f"- Command: `python bench/eio_load.py{' ' if argv else ''}{shlex.join(argv)}`",
-        f"- Python {platform.python_version()}, anyio {_version('anyio')}, trio "
-        f"{_version('trio')}; node {node}, engine.io-client {_node_package('engine.io-client')}",
-        f"- CPU: {_cpu_model()}; {pinning}",
+        *date_and_command("bench/eio_load.py", argv),
+        f"- Python {platform.python_version()}, {versions(['anyio', 'trio'])}; "
+        f"node {node_version()}, {node_packages(['engine.io-client'])}",
+        f"- CPU: {cpu_model()}; {pinning}",
     ]
 
 
@@ -437,14 +441,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     args.cpus = choose_cpus(args.no_pin)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    ensure_node_packages()
-    backends = args.backends.split(",")
-    minutes = len(backends) * (args.cycles * (args.duration + 13) + 5) / 60
-    print(f"about {minutes:.1f} minutes", flush=True)
-    try:
+    failed = False
+
+    def measure() -> str:
+        nonlocal failed
+        backends = args.backends.split(",")
+        minutes = len(backends) * (args.cycles * (args.duration + 13) + 5) / 60
+        print(f"about {minutes:.1f} minutes", flush=True)
         results = []
         for backend in backends:
             try:
@@ -452,23 +458,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             except (LoadFailed, OSError) as exc:
                 print(f"  anywire-{backend}: {exc}", flush=True)
                 results.append({"backend": backend, "cycles": [], "error": str(exc)})
-    except KeyboardInterrupt:
-        print("interrupted: stopping the processes", file=sys.stderr)
-        return 130
-    finally:
-        kill_children()
-    env = environment(args, sys.argv[1:] if argv is None else list(argv))
-    generated = render([r for r in results if r["cycles"]], args, env)
-    print("\n" + generated)
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"eio-load-{stamp}.json"
-    path.write_text(json.dumps({"args": vars(args), "environment": env, "results": results}))
-    print(f"raw results: {path.relative_to(ROOT)}")
-    if not args.no_write:
-        write_section("engineio-load", "bench/eio_load.py", generated)
-    failed = any("error" in r or any(c["errors"] for c in r["cycles"]) for r in results)
-    return 1 if failed else 0
+        env = environment(args, argv)
+        write_results("eio-load", {"args": vars(args), "environment": env, "results": results})
+        failed = any("error" in r or any(c["errors"] for c in r["cycles"]) for r in results)
+        return render([r for r in results if r["cycles"]], args, env)
+
+    return suite_main(args, "engineio-load", "bench/eio_load.py", measure) or int(failed)
 
 
 if __name__ == "__main__":

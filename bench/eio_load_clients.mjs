@@ -17,8 +17,15 @@
 
 import { createInterface } from "node:readline";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
-import { Failures, closeAll, openSession, parseArgs } from "./eio_load.mjs";
+import {
+  Failures,
+  closeAll,
+  inBatches,
+  parseArgs,
+  printJson,
+  sleep,
+} from "./_load_common.mjs";
+import { openSession } from "./eio_load.mjs";
 
 const opts = parseArgs(process.argv.slice(2), { url: "", name: "c" });
 const failures = new Failures();
@@ -59,19 +66,16 @@ function onEcho(s, data) {
 async function open({ transport, count }) {
   const t0 = performance.now();
   let connectFailures = 0;
-  for (let i = 0; i < count; i += 50) {
-    const batch = Array.from({ length: Math.min(50, count - i) }, () =>
-      openSession(opts.url, transport, failures).then(
-        (session) => {
-          const s = { session, transport, id: sessions.length, seq: 0, echoes: 0, expected: null };
-          session.onMessage = (data) => onEcho(s, data);
-          sessions.push(s);
-        },
-        () => connectFailures++,
-      ),
-    );
-    await Promise.all(batch);
-  }
+  await inBatches(count, 50, () =>
+    openSession(opts.url, transport, failures).then(
+      (session) => {
+        const s = { session, transport, id: sessions.length, seq: 0, echoes: 0, expected: null };
+        session.onMessage = (data) => onEcho(s, data);
+        sessions.push(s);
+      },
+      () => connectFailures++,
+    ),
+  );
   return { opened: count - connectFailures, connect_failures: connectFailures, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -125,6 +129,6 @@ for await (const line of lines) {
   const answer = await COMMANDS[command.cmd](command);
   answer.failures = failures.count;
   answer.first_failure = failures.first;
-  process.stdout.write(`${JSON.stringify(answer)}\n`);
+  printJson(answer);
 }
 process.exit(0);

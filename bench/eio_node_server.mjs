@@ -9,14 +9,14 @@
 
 import http from "node:http";
 import { attach } from "engine.io";
+import { parseArgs } from "./_load_common.mjs";
 
-const options = { port: 0, "ping-interval": 25000, "ping-timeout": 20000, "max-payload": 1e6 };
-const argv = process.argv.slice(2);
-for (let i = 0; i < argv.length; i += 2) {
-  const key = argv[i].replace(/^--/, "");
-  if (!(key in options)) throw new Error(`unknown option --${key}`);
-  options[key] = Number(argv[i + 1]);
-}
+const options = parseArgs(process.argv.slice(2), {
+  port: 0,
+  "ping-interval": 25000,
+  "ping-timeout": 20000,
+  "max-payload": 1e6,
+});
 
 const httpServer = http.createServer();
 const server = attach(httpServer, {

@@ -13,30 +13,26 @@ docs/benchmarks.md. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Collection, Sequence
 
-from _doc import write_section
-from _eio_report import environment, load_results, render, save_results
+from _eio_report import environment, render, replay, save_results
 from _harness import (
     BENCH,
-    ROOT,
     Measurements,
     Result,
     Row,
-    ServerFailed,
     Settings,
-    _module_exists,
-    export_revision,
-    kill_children,
-    least_disturbed,
+    add_common_args,
+    on_fresh_server,
     run_load,
-    server_command,
+    run_rounds,
+    settings_from_args,
+    skip_missing,
+    suite_main,
+    wanted_impls,
+    window_timeout,
 )
-from _node import ensure_node_packages
-from run import choose_cpus
 
 LOAD = BENCH / "eio_load.mjs"
 SERVERS = BENCH / "eio_servers.py"
@@ -65,44 +61,30 @@ def scenarios(settings: Settings) -> dict[str, list[str]]:
     return table
 
 
-def run_round(m: Measurements, settings: Settings, names: list[str]) -> None:
-    """The scenarios ``names`` against one fresh server process of ``m.row``."""
+def run_round(m: Measurements, settings: Settings, only: Collection[str] | None) -> None:
+    """The scenarios (all, or those in ``only``) against one fresh server process."""
+    table = scenarios(settings)
+    timeout = window_timeout(settings)
+
+    def measure(name: str, pid: int, port: int) -> Result:
+        scenario, *args = table[name]
+        args += ["--url", f"http://127.0.0.1:{port}", "--pid", str(pid)]
+        return run_load(scenario, args, settings, timeout, script=LOAD)
+
     cmd = [sys.executable, str(SERVERS), m.row.impl, "--port", "0"]
-    timeout = settings.warmup + settings.duration + 60
-    try:
-        with server_command(cmd, settings) as (pid, port):
-            for name in names:
-                scenario, *args = scenarios(settings)[name]
-                args += ["--url", f"http://127.0.0.1:{port}", "--pid", str(pid)]
-
-                def measure(scenario: str = scenario, args: list[str] = args) -> Result:
-                    return run_load(scenario, args, settings, timeout, script=LOAD)
-
-                m.add(name, least_disturbed(measure, m.row, name, settings))
-    except ServerFailed as exc:
-        for name in names:
-            m.add(name, {"error": str(exc)})
-        print(f"  {m.row.label:<28} ERROR {exc}", flush=True)
+    names = [name for name in table if only is None or name in only]
+    on_fresh_server(m, cmd, names, settings, measure)
 
 
 def run_all(impls: list[str], settings: Settings) -> list[Measurements]:
     """Every scenario once, then the 100x10 ones in further rounds, interleaved."""
     table = [Measurements(Row(impl)) for impl in impls]
-    live = []
-    for m in table:
-        missing = [name for name in REQUIRES.get(m.row.impl, []) if not _module_exists(name)]
-        if missing:
-            m.skipped = f"not installed: {', '.join(missing)}"
-            print(f"  {m.row.label:<28} skipped ({m.skipped})", flush=True)
-        else:
-            live.append(m)
-    print(f"round 1 of {settings.rounds}: every scenario", flush=True)
-    for m in live:
-        run_round(m, settings, list(scenarios(settings)))
-    for n in range(2, settings.rounds + 1):
-        print(f"round {n} of {settings.rounds}: 100x10 only", flush=True)
-        for m in live:
-            run_round(m, settings, FLOODS)
+    live = skip_missing(table, REQUIRES)
+
+    def run(m: Measurements, only: Collection[str] | None) -> None:
+        run_round(m, settings, only)
+
+    run_rounds(live, settings, run, FLOODS, "100x10")
     return table
 
 
@@ -113,73 +95,37 @@ def estimate_minutes(servers: int, settings: Settings) -> float:
     return (count * each + servers * settings.rounds * 1.0) / 60
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the 100x10 scenarios")
-    parser.add_argument("--handshake-concurrency", type=int, default=10)
-    parser.add_argument("--only", help=f"comma-separated servers of {', '.join(IMPLS)}")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
-    parser.add_argument("--quiet-wait", type=float, default=10.0, help="see bench/run.py")
-    parser.add_argument("--quiet-cpus", type=float, default=0.15, help="see bench/run.py")
-    parser.add_argument("--retries", type=int, default=2, help="see bench/run.py")
-    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
-    parser.add_argument("--at", metavar="REV", help="measure anywire as committed at REV")
-    parser.add_argument(
-        "--from-json", metavar="PATH", help="render a saved run (bench/results/) instead"
+    add_common_args(
+        parser,
+        rounds_help="rounds of the 100x10 scenarios",
+        only_help=f"comma-separated servers of {', '.join(IMPLS)}",
     )
+    parser.add_argument("--handshake-concurrency", type=int, default=10)
     return parser.parse_args(argv)
 
 
 def select(only: str | None) -> list[str]:
-    if only is None:
-        return IMPLS
-    wanted = only.split(",")
-    if unknown := set(wanted) - set(IMPLS):
-        raise SystemExit(f"unknown server(s): {', '.join(sorted(unknown))}")
-    return [impl for impl in IMPLS if impl in wanted]
+    wanted = wanted_impls(only, IMPLS)
+    return IMPLS if wanted is None else [impl for impl in IMPLS if impl in wanted]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    server_cpu, client_cpu = choose_cpus(args.no_pin)
-    settings = Settings(
-        duration=args.duration,
-        warmup=args.warmup,
-        rounds=args.rounds,
-        idle_conns=0,
-        handshake_concurrency=args.handshake_concurrency,
-        server_cpu=server_cpu,
-        client_cpu=client_cpu,
-        quiet_wait=args.quiet_wait,
-        quiet_cpus=args.quiet_cpus,
-        retries=args.retries,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if args.at:
-        export_revision(args.at)
-    ensure_node_packages()
-    try:
-        if args.from_json:
-            table, settings, env = load_results(Path(args.from_json))
-        else:
-            impls = select(args.only)
-            minutes = estimate_minutes(len(impls), settings)
-            print(f"about {minutes:.0f} minutes on a quiet machine (longer while it is busy)")
-            table = run_all(impls, settings)
-            env = environment(settings, sys.argv[1:] if argv is None else list(argv))
-            print(f"raw results: {save_results(table, settings, env).relative_to(ROOT)}")
-        generated = render(table, settings, env)
-        print("\n" + generated)
-        if not args.no_write:
-            write_section("engineio-server", "bench/eio_server_run.py", generated)
-        return 0
-    except KeyboardInterrupt:
-        print("interrupted: stopping the servers", file=sys.stderr)
-        return 130
-    finally:
-        kill_children()
+    settings = settings_from_args(args)
+
+    def measure() -> str:
+        impls = select(args.only)
+        minutes = estimate_minutes(len(impls), settings)
+        print(f"about {minutes:.0f} minutes on a quiet machine (longer while it is busy)")
+        table = run_all(impls, settings)
+        env = environment(settings, argv)
+        save_results(table, settings, env)
+        return render(table, settings, env)
+
+    return suite_main(args, "engineio-server", "bench/eio_server_run.py", measure, replay)
 
 
 if __name__ == "__main__":
