@@ -49,7 +49,10 @@ class ServerConnection(RequestReader):
     discarded, up to ``limits.max_drain_size`` and within
     ``limits.header_timeout``; past either the connection is closed instead.
     When the remainder is known to be too big (or the client still waits for
-    ``100 Continue``), the response carries ``Connection: close``.
+    ``100 Continue``), the response carries ``Connection: close``. A server
+    runs its request loop inside :meth:`idle_timeouts` to wait for requests
+    more cheaply; a plain kept-alive :meth:`send_response` writes its head
+    without h11 (the same bytes, see ``response_head``).
 
     Closing: the connection closes itself after a response that ends it
     (HTTP/1.0, ``Connection: close``, an error response), sending end-of-stream
