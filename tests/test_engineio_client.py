@@ -131,6 +131,40 @@ async def test_post_batches_respect_max_payload() -> None:
         assert any(body.count(b"\x1e") for body in server.post_bodies)
 
 
+class InMemoryPolling:
+    """An Engine.IO polling server as an ``httpx.MockTransport`` handler: no sockets, so
+    ``wait_all_tasks_blocked`` means every request so far has been answered and read."""
+
+    def __init__(self) -> None:
+        self.posts: list[bytes] = []
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        if "sid=" not in str(request.url):
+            open_data = {"sid": "s1", "upgrades": [], "pingInterval": 25000}
+            body = "0" + json.dumps({**open_data, "pingTimeout": 20000, "maxPayload": 10**6})
+            return httpx.Response(200, text=body)
+        if request.method == "POST":
+            self.posts.append(request.content)
+            return httpx.Response(200, text="ok")
+        await anyio.sleep_forever()  # a parked poll, cancelled when the client closes
+        raise AssertionError("unreachable")
+
+
+async def test_a_burst_sent_while_the_writer_is_idle_leaves_in_one_post() -> None:
+    """Sends in one turn after a quiet moment share a POST (the first does not go alone),
+    and POSTs go out while the poll is parked: neither waits for the other."""
+    server = InMemoryPolling()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(server.handle)) as http:
+        async with engineio.connect("http://eio.test", http_session=http) as client:
+            await client.send("first")
+            await anyio.wait_all_tasks_blocked()  # answered: the writer is idle
+            for text in ("a", "b", "c"):
+                await client.send(text)
+            await anyio.wait_all_tasks_blocked()
+            assert server.posts == [b"4first", b"4a\x1e4b\x1e4c"]
+    assert server.posts[-1] == b"1"
+
+
 async def test_a_message_longer_than_max_payload_is_refused_at_send() -> None:
     async with scripted_server(max_payload=20) as server:
         async with engineio.connect(server.url, transports="polling") as client:

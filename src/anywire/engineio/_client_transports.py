@@ -9,8 +9,11 @@ session: queued messages, then the CLOSE packet, then the transport.
 
 One writer at a time: the core hands out a :class:`SendPackets` only when the
 writer is idle, so at most one batch is pending and the core's bounded queue is
-the only buffer. Background tasks never raise: a failure becomes the core's
-:class:`Closed` event, whose ``error`` is the cause.
+the only buffer. The writer tells the core it is idle only once there is
+something to hand out (see :meth:`Link._writer_idle`): messages sent while it
+was busy, or in the same turn of the caller, then go out as one batch (one POST)
+instead of the first alone and the rest after it. Background tasks never raise:
+a failure becomes the core's :class:`Closed` event, whose ``error`` is the cause.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Final
 
 import anyio
 import httpx
+from anyio.lowlevel import current_token
 
 from anywire.engineio._client_http import LinkSettings, open_websocket, poll_timeout, request
 from anywire.engineio._errors import InvalidResponse, ServerUnreachable, SessionClosed
@@ -46,10 +50,6 @@ _POLLING, _WEBSOCKET = Transport.POLLING, Transport.WEBSOCKET
 _DONE_STATES: Final = frozenset({SessionState.CLOSING, SessionState.CLOSED})
 
 
-def _now() -> float:
-    return anyio.current_time()
-
-
 class Link:
     """One Engine.IO session of a client; see the module docstring.
 
@@ -67,9 +67,11 @@ class Link:
         self._http = http
         self._deliver = deliver
         self._log = settings.logger
+        # anyio.current_time(), without looking up the backend on every call
+        self._now: Callable[[], float] = current_token().backend_class.current_time
         self.session = ClientSession(
             settings.transports[0],
-            now=_now(),
+            now=self._now(),
             json=settings.json,
             max_queue=settings.max_queue,
             max_queue_bytes=settings.max_queue_bytes,
@@ -81,7 +83,7 @@ class Link:
         self.reported = False  # the client fired `disconnect` for this session
         self._early: list[str | bytes] = []  # messages that came with the handshake
         self._pending: SendPackets | None = None
-        self._writing = False  # a batch is being written (the core's writer is busy)
+        self._busy = False  # the core handed out a batch and has not heard writer_idle() since
         self._finishing = False  # CloseTransport seen: write what is pending, then stop
         self._running = False
         self._done = anyio.Event()
@@ -130,7 +132,7 @@ class Link:
         url = self.settings.endpoint(_POLLING)
         self._log.info("connecting to %s", url)
         body = await self._request("GET", url, handshake=True)
-        self._opened(await self._process(self.session.receive_payload(body, _now())))
+        self._opened(await self._process(self.session.receive_payload(body, self._now())))
 
     async def _open_websocket_only(self) -> None:
         url = self.settings.endpoint(_WEBSOCKET)
@@ -141,7 +143,7 @@ class Link:
         except ConnectionClosed as exc:
             raise ServerUnreachable("the WebSocket closed before the handshake") from exc
         assert frame is not None
-        self._opened(await self._process(self.session.receive_frame(frame, _now())))
+        self._opened(await self._process(self.session.receive_frame(frame, self._now())))
 
     def _opened(self, events: list[Event]) -> None:
         if self.closed is not None and self.handshake is None:
@@ -152,7 +154,7 @@ class Link:
         self._log.info("connected: sid=%s on %s", self.sid, self.transport.value)
 
     async def _abandon(self) -> None:
-        self._process_now(self.session.close(_now(), abort=True))
+        self._process_now(self.session.close(self._now(), abort=True))
         with anyio.CancelScope(shield=True):
             await self._close_websockets()
         self._done.set()
@@ -194,7 +196,7 @@ class Link:
         if self.is_closed:
             reason = self.closed.reason if self.closed else "closed"
             raise SessionClosed(reason) from (self.closed.error if self.closed else None)
-        self._process_now(self.session.send_message(data, _now()))
+        self._process_now(self.session.send_message(data, self._now()))
 
     def _congested(self) -> bool:
         packets, nbytes = self.session.queued
@@ -207,7 +209,7 @@ class Link:
         While :meth:`run` runs, its writer does it (``wait=False``: do not wait
         for the end); otherwise it is done here, within ``request_timeout``.
         """
-        self._process_now(self.session.close(_now()))
+        self._process_now(self.session.close(self._now()))
         self._timer_wake.set()
         if self._running:
             if wait:
@@ -231,16 +233,20 @@ class Link:
                     self._early.append(event.data)
             else:
                 self._apply(event)
+        if self._owes_idle():
+            self._writer_wake.set()  # for _writer_idle()
         return events
 
     def _process_now(self, events: list[Event]) -> None:
         for event in events:
             assert not isinstance(event, MessageReceived)
             self._apply(event)
+        if self._owes_idle():
+            self._writer_wake.set()  # for _writer_idle()
 
     def _apply(self, event: Event) -> None:
         if isinstance(event, SendPackets):
-            self._pending = event
+            self._pending, self._busy = event, True
             self._writer_wake.set()
         elif isinstance(event, Opened):
             self.handshake = event.handshake
@@ -270,6 +276,7 @@ class Link:
 
     async def _writer(self) -> None:
         while True:
+            self._writer_idle()
             if self._pending is not None:
                 await self._write_pending()
             elif self._finishing:
@@ -281,17 +288,37 @@ class Link:
     async def _write_pending(self) -> None:
         batch, self._pending = self._pending, None
         assert batch is not None
-        self._writing = True
         try:
             await self._write(batch)
         except Exception as exc:
-            self._writing = False
+            self._busy = False
             self._log.info("writing on %s failed: %r", batch.transport.value, exc)
-            self._process_now(self.session.transport_lost(batch.transport, _now(), exc))
+            self._process_now(self.session.transport_lost(batch.transport, self._now(), exc))
             return
-        self._writing = False
         self._drained.set()
-        self._process_now(self.session.writer_idle(_now()))
+        self._writer_idle()
+
+    def _writer_idle(self) -> None:
+        """Tell the core the writer is free, once it has something to hand out.
+
+        On polling, while the session is OPEN with nothing queued, the writer
+        stays busy for the core: a message sent now is queued (and wakes the
+        writer, see :meth:`_process_now`) instead of leaving alone at once in
+        a POST of its own, so the messages sent in the same turn share a POST.
+        Upgrading and closing need the idle writer at once (the switch, the
+        CLOSE packet); a WebSocket writes a frame per message anyway.
+        """
+        if self._owes_idle():
+            self._busy = False
+            self._process_now(self.session.writer_idle(self._now()))
+
+    def _owes_idle(self) -> bool:
+        if not self._busy or self._pending is not None:
+            return False
+        session = self.session
+        if session.transport is _WEBSOCKET or session.state is not SessionState.OPEN:
+            return True
+        return session.queued[0] > 0
 
     async def _write(self, batch: SendPackets) -> None:
         if batch.transport is _POLLING:
@@ -307,14 +334,13 @@ class Link:
     async def _farewell(self, *, abort: bool) -> None:
         """No task runs: write what the core still hands out (CLOSE last), close transports."""
         with anyio.move_on_after(self.settings.request_timeout, shield=True):
-            self._process_now(self.session.close(_now(), abort=abort))
-            if self._writing:  # a write was interrupted: its batch may or may not have arrived
-                self._writing = False
-                self._process_now(self.session.writer_idle(_now()))
+            self._process_now(self.session.close(self._now(), abort=abort))
+            # After an interrupted write (its batch may or may not have arrived), too:
+            self._writer_idle()
             while self._pending is not None and self.transport_usable():
                 await self._write_pending()
         if self.session.state is not SessionState.CLOSED:
-            self._process_now(self.session.transport_lost(self.transport, _now()))
+            self._process_now(self.session.transport_lost(self.transport, self._now()))
         with anyio.CancelScope(shield=True):
             await self._close_websockets()
         self._done.set()
@@ -333,7 +359,7 @@ class Link:
     async def _poll_loop(self) -> None:
         await self._flush_early()
         while not self.is_closed and self.transport is _POLLING:
-            if not self.session.begin_poll(_now()):
+            if not self.session.begin_poll(self._now()):
                 self._poll_wake = anyio.Event()
                 await self._poll_wake.wait()
                 continue
@@ -341,9 +367,9 @@ class Link:
                 body = await self._request("GET", self.settings.endpoint(_POLLING, self.sid))
             except Exception as exc:
                 self._log.info("polling GET failed: %r", exc)
-                await self._process(self.session.transport_lost(_POLLING, _now(), exc))
+                await self._process(self.session.transport_lost(_POLLING, self._now(), exc))
                 return
-            await self._process(self.session.receive_payload(body, _now()))
+            await self._process(self.session.receive_payload(body, self._now()))
 
     async def _websocket_loop(self, ws: WebSocket) -> None:
         await self._flush_early()
@@ -355,19 +381,19 @@ class Link:
                 frame = await ws.receive()
             except (ConnectionClosed, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
                 error = None if isinstance(exc, ConnectionClosed) and exc.code == 1000 else exc
-                await self._process(self.session.transport_lost(_WEBSOCKET, _now(), error))
+                await self._process(self.session.transport_lost(_WEBSOCKET, self._now(), error))
                 return
             assert frame is not None
-            await self._process(self.session.receive_frame(frame, _now()))
+            await self._process(self.session.receive_frame(frame, self._now()))
             if not self._carries(ws):
                 return  # the probe failed
 
     async def _heartbeat(self) -> None:
         while (deadline := self.session.next_deadline()) is not None:
             self._timer_wake = anyio.Event()
-            with anyio.move_on_after(deadline - _now()):
+            with anyio.move_on_after(deadline - self._now()):
                 await self._timer_wake.wait()
-            await self._process(self.session.tick(_now()))
+            await self._process(self.session.tick(self._now()))
 
     # -- upgrade --------------------------------------------------------------------
 
@@ -382,15 +408,15 @@ class Link:
         self._probe = probe
         if not self.session.can_upgrade:
             return  # closed meanwhile: run() closes the probe
-        for event in self.session.start_upgrade(_now()):
+        for event in self.session.start_upgrade(self._now()):
             assert isinstance(event, SendProbe)
             await self._send_probe(probe, event)
         with anyio.move_on_after(self.settings.request_timeout) as scope:
             frame = await probe.receive()
         if scope.cancelled_caught or frame is None:
-            await self._process(self.session.transport_lost(_WEBSOCKET, _now()))
+            await self._process(self.session.transport_lost(_WEBSOCKET, self._now()))
         else:
-            await self._process(self.session.receive_frame(frame, _now()))
+            await self._process(self.session.receive_frame(frame, self._now()))
         if not self._carries(probe):  # the probe failed
             self._probe = None
             with anyio.CancelScope(shield=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import logging
 from collections import deque
@@ -180,15 +181,28 @@ def call_handler(handler: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """Call ``handler(*args)``; a handler that takes fewer arguments gets fewer.
 
     python-engineio calls a ``disconnect`` handler without the reason when it
-    does not take one (handlers written before 4.11).
+    does not take one (handlers written before 4.11). Whether a handler takes
+    ``len(args)`` arguments is looked up once per handler (``inspect.signature``
+    costs more than a small message's whole trip through the server).
     """
     try:
-        inspect.signature(handler).bind(*args)
+        takes_all = _takes(handler, len(args))
+    except TypeError:  # an unhashable callable: not cached
+        takes_all = _takes.__wrapped__(handler, len(args))
+    return handler(*args) if takes_all or not args else handler(*args[:-1])
+
+
+@functools.lru_cache(maxsize=256)
+def _takes(handler: Callable[..., Any], count: int) -> bool:
+    """Whether ``handler`` accepts ``count`` positional arguments (True when it has no
+    signature to read, as some builtins: then it is called as is)."""
+    try:
+        inspect.signature(handler).bind(*range(count))
     except TypeError:
-        args = args[:-1] if args else args
-    except ValueError:  # no signature (some builtins): call as is
-        pass
-    return handler(*args)
+        return False
+    except ValueError:
+        return True
+    return True
 
 
 def transports_of(transports: str | Sequence[str] | None) -> tuple[Transport, ...]:
