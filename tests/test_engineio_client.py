@@ -217,6 +217,21 @@ async def test_server_close_packet_ends_the_iteration(transports: str) -> None:
                 await client.send("late")
 
 
+async def test_server_closing_the_session_before_answering_the_probe() -> None:
+    # The server ends the session while the client upgrades: it closes the probe
+    # WebSocket before "3probe". A failed probe: the client stays on polling, where
+    # the CLOSE packet arrives, and reports a server disconnect.
+    async with scripted_server(close_on_probe=True) as server:
+        reasons: list[str] = []
+        async with engineio.connect(server.url) as client:
+            client.on("disconnect", reasons.append)
+            with anyio.fail_after(timeout(5)):
+                assert [m async for m in client] == []
+            assert client.state == "closed"
+        assert reasons == [engineio.reason.SERVER_DISCONNECT]
+        assert any(r.is_upgrade("websocket") for r in server.requests)
+
+
 @pytest.mark.parametrize("transports", ["polling", "websocket"])
 async def test_leaving_the_block_on_error_or_cancel_closes_cleanly(transports: str) -> None:
     async with scripted_server() as server:
@@ -739,6 +754,9 @@ class ScriptedServer:
         self.post_gate: anyio.Event | None = None
         #: Set by a test to hold handshake answers until it is set.
         self.handshake_gate: anyio.Event | None = None
+        #: Close the session when the upgrade probe arrives, before answering it: the
+        #: probe WebSocket is closed (code 1000), then the CLOSE packet goes to polling.
+        self.close_on_probe: bool = options.pop("close_on_probe", False)
         assert not options, options
         self.sessions: list[Session] = []
         self.requests: list[Request] = []
@@ -832,6 +850,10 @@ class ScriptedServer:
         batch, session.outbox = session.outbox, []
         body = SEP.join(encode(p) for p in batch) if batch else "6"
         await http.send_response(200, [("content-type", "text/plain")], body.encode())
+        if "1" in batch:
+            session.closed = True
+            session.notify()
+            self.notify()
 
     async def on_post(self, http: ServerConnection, sid: str) -> None:
         body = await http.read_body()
@@ -870,6 +892,10 @@ class ScriptedServer:
                 await ws.close()
                 return
             session = found
+            if self.close_on_probe:
+                await ws.close()
+                session.push("1")  # for the next GET (closed once it is sent)
+                return
             await ws.send("3probe")
             session.push("6")  # release the parked GET
             if await ws.receive() != "5":

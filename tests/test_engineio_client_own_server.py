@@ -64,6 +64,9 @@ class OwnServer:
     eio: AsyncServer | None = None
     seen: list[Seen] = field(default_factory=list)
     disconnects: list[str] = field(default_factory=list)  # the server's reasons
+    #: Disconnect the session when its upgrade probe's first frame ("2probe") arrives,
+    #: before the server reads it: the server closes the probe before "3probe".
+    disconnect_on_probe: bool = False
     _scope: anyio.CancelScope | None = None
     _stopped: anyio.Event | None = None
 
@@ -135,9 +138,22 @@ class OwnServer:
                 transport = query.get("transport", [""])[0]
                 seen = Seen(scope["type"], scope["scheme"], transport, scope["client"][1], headers)
                 self.seen.append(seen)
+                if scope["type"] == "websocket" and "sid" in query and self.disconnect_on_probe:
+                    # Plain ASGI (no native WebSocket extension): frames come through receive.
+                    scope = {**scope, "extensions": {}}
+                    receive = self._disconnecting(receive, query["sid"][0])
             await inner(scope, receive, send)
 
         return app
+
+    def _disconnecting(self, receive: Receive, sid: str) -> Receive:
+        async def wrapped() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "websocket.receive" and self.eio is not None:
+                await self.eio.disconnect(sid)
+            return message
+
+        return wrapped
 
 
 @asynccontextmanager
@@ -240,6 +256,22 @@ async def test_server_initiated_disconnect(transports: str | None) -> None:
     # A CLOSE packet from the server: reported as such, and not reconnected.
     assert reasons == [engineio.reason.SERVER_DISCONNECT]
     assert server.disconnects == ["server disconnect"]
+
+
+async def test_server_disconnect_during_the_upgrade() -> None:
+    # The session ends before the probe is answered: the client stays on polling and
+    # reports the server's disconnect.
+    async with own_server() as server:
+        server.disconnect_on_probe = True
+        reasons: list[str] = []
+        async with engineio.connect(server.url, reconnect=FAST) as client:
+            client.on("disconnect", reasons.append)
+            with anyio.fail_after(timeout(5)):
+                assert [m async for m in client] == []
+            assert client.state == "closed"
+    assert reasons == [engineio.reason.SERVER_DISCONNECT]
+    assert server.disconnects == ["server disconnect"]
+    assert server.transports_seen() == {"polling", "websocket"}
 
 
 # -- heartbeat ------------------------------------------------------------------------------------

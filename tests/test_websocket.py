@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import pytest
 import trustme
+from anyio.abc import SocketAttribute, SocketStream
 
 from anywire import websocket
 from anywire.errors import (
@@ -19,6 +20,7 @@ from anywire.errors import (
     HandshakeRejected,
 )
 from anywire.websocket import WebSocket, connect
+from anywire.websocket._handshake import accept_token
 from tests.conftest import timeout
 from tests.ws_helpers import (
     client_frame,
@@ -444,3 +446,40 @@ async def test_seed_sock_and_headers_form() -> None:
             with anyio.fail_after(timeout(5)):
                 await got.wait()
     assert results == ["custom socket"]
+
+
+async def test_frames_in_the_same_segment_as_the_101_are_received() -> None:
+    # httpx reads them with the response head: the client's stream must hand them out first.
+    def frame(opcode: int, payload: bytes) -> bytes:
+        return bytes([0x80 | opcode, len(payload)]) + payload
+
+    async def serve_one(stream: SocketStream) -> None:
+        async with stream:
+            head, _ = await read_head(stream)
+            key = next(
+                line.split(b":", 1)[1].strip().decode()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            response = (
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept_token(key)}\r\n\r\n"
+            )
+            close = frame(0x8, (1000).to_bytes(2, "big") + b"done")
+            await stream.send(response.encode() + frame(0x1, b"first") + frame(0x2, b"2nd") + close)
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:  # the client's close frame, then EOF
+                    await stream.receive()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve_one)
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            with anyio.fail_after(timeout(5)):
+                assert await ws.receive() == "first"
+                assert await ws.receive() == b"2nd"
+                with pytest.raises(ConnectionClosed) as info:
+                    await ws.receive()
+        assert (info.value.code, info.value.message) == (1000, "done")
+        tg.cancel_scope.cancel()

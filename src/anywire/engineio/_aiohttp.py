@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+
+from anywire._asgi import ASGIApp
 
 if TYPE_CHECKING:
     from anywire.engineio._server import AsyncServer
 
 __all__ = ["attach_aiohttp", "is_aiohttp_app"]
 
-ASGI = Callable[[Mapping[str, Any], Any, Any], Awaitable[None]]
+ASGI = ASGIApp
 _CHUNK = 64 * 1024
 
 

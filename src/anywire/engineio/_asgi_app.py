@@ -5,18 +5,17 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 
+from anywire._asgi import Receive, Scope
 from anywire.engineio._server import AsyncServer
 from anywire.engineio._server_http import Send, send_response
 
 __all__ = ["ASGIApp"]
 
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-Scope = Mapping[str, Any]
 
 _CONTENT_TYPES = {
     ".html": "text/html",

@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from anywire.engineio._client_utils import BackgroundTask, Queue, SeedUtilities, call_handler
-from anywire.engineio._packets import JsonModule
+from anywire.engineio._packets import JsonModule, decode_message
 
 __all__ = ["EVENTS", "MAX_HANDLER_TASKS", "ClientHandlers", "Handler", "Message"]
 
@@ -95,12 +95,7 @@ class ClientHandlers(SeedUtilities):
 
     def _decode(self, data: str | bytes) -> Message:
         """python-engineio's rule: text that parses as JSON (and starts with no digit)."""
-        if not self.decode_json or not isinstance(data, str) or not data or data[0].isnumeric():
-            return data
-        try:
-            return self.json.loads(data)
-        except (ValueError, RecursionError, TypeError):
-            return data
+        return decode_message(data, self.json) if self.decode_json else data
 
     async def _deliver(self, data: str | bytes) -> None:
         message = self._decode(data)

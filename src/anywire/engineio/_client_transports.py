@@ -411,9 +411,8 @@ class Link:
         for event in self.session.start_upgrade(self._now()):
             assert isinstance(event, SendProbe)
             await self._send_probe(probe, event)
-        with anyio.move_on_after(self.settings.request_timeout) as scope:
-            frame = await probe.receive()
-        if scope.cancelled_caught or frame is None:
+        frame = await self._probe_answer(probe)
+        if frame is None:
             await self._process(self.session.transport_lost(_WEBSOCKET, self._now()))
         else:
             await self._process(self.session.receive_frame(frame, self._now()))
@@ -423,6 +422,18 @@ class Link:
                 await probe.close()
             return
         await self._read_frames(probe)
+
+    async def _probe_answer(self, probe: WebSocket) -> str | bytes | None:
+        """The first frame on ``probe``; None if it closed or stayed silent too long.
+
+        A server that ends the session during the upgrade closes the probe before
+        "3probe": a failed probe, the session goes on (and ends) on polling.
+        """
+        try:
+            return await probe.receive(timeout=self.settings.request_timeout)
+        except (ConnectionClosed, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            self._log.info("websocket probe failed: %r", exc)
+            return None
 
     def _carries(self, ws: WebSocket) -> bool:
         """Whether ``ws`` is the session's WebSocket or a probe still in progress."""

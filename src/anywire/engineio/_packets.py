@@ -27,6 +27,7 @@ __all__ = [
     "Packet",
     "PacketType",
     "Transport",
+    "decode_message",
     "decode_packet",
     "encode_frame",
     "encode_text",
@@ -129,6 +130,18 @@ def encode_text(packet: Packet) -> str:
     if SEPARATOR in data:
         raise LocalProtocolError("text data holds the record separator \\x1e")
     return _PREFIX[packet.type] + data
+
+
+def decode_message(data: str | bytes, json: JsonModule) -> Any:
+    """What python-engineio hands a ``message`` handler: text that parses as JSON (and
+    does not start with a digit: its rule against bare numbers) as the decoded value,
+    any other text as ``str``, binary as ``bytes``."""
+    if not isinstance(data, str) or not data or data[0].isnumeric():
+        return data
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError, TypeError):
+        return data
 
 
 def decode_packet(data: str | bytes) -> Packet:

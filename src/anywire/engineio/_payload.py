@@ -133,6 +133,10 @@ class Outbox:
         self.nbytes += size
         return True
 
+    def peek(self) -> Packet:
+        """The next packet (``IndexError`` when empty)."""
+        return self._packets[0]
+
     def take(self, max_payload: int | None, max_packets: int | None = None) -> tuple[Packet, ...]:
         """Remove and return the next batch: everything if both bounds are None,
         else what fits one payload (see :func:`fit_batch`)."""

@@ -35,6 +35,7 @@ from anywire.engineio._client_utils import (
 from anywire.engineio._errors import EngineIOError, SessionClosed
 from anywire.engineio._packets import DEFAULT_JSON, JsonModule, Packet, PacketType, Transport
 from anywire.engineio._server_conn import Conn
+from anywire.engineio._server_handlers import HandlerRunner
 from anywire.engineio._server_requests import RequestHandling
 from anywire.engineio._server_session import ServerConfig
 from anywire.engineio._session_events import DisconnectReason
@@ -149,6 +150,7 @@ class AsyncServer(RequestHandling, SeedUtilities):
         self.handlers: dict[str, Callable[..., Any]] = {}
         self._conns: dict[str, Conn] = {}
         self._tg: TaskGroup | None = None
+        self._runner: HandlerRunner | None = None
         self._service_scope: anyio.CancelScope | None = None
         self._service_done: anyio.Event | None = None
         self._stack: AsyncExitStack | None = None
@@ -205,9 +207,11 @@ class AsyncServer(RequestHandling, SeedUtilities):
     async def send_packet(self, sid: str, pkt: Packet) -> None:
         """Send a raw :class:`Packet` (raises ``SocketIsClosedError`` as :meth:`send`)."""
         conn = self._conn(sid)
-        calls, _ = conn.apply(conn.core.send_packet(pkt, anyio.current_time()))
-        if calls:
-            await self._run_calls(conn, calls)
+        events = conn.core.send_packet(pkt, anyio.current_time())
+        if events:  # else queued behind a batch being written: no timer moved
+            calls, _ = conn.apply(events)
+            if calls:
+                await self._run_calls(conn, calls)
 
     async def disconnect(self, sid: str | None = None, reason: str | None = None) -> None:
         """Close one session (or all): queued packets then CLOSE go out; ``disconnect`` fires."""
@@ -304,10 +308,11 @@ class AsyncServer(RequestHandling, SeedUtilities):
                 self._service_scope = scope
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self._runner = HandlerRunner(tg, self.logger)
                     task_status.started()
                     await anyio.sleep_forever()
         finally:
-            self._tg = None
+            self._tg = self._runner = None
             self._service_done.set()
 
     async def shutdown(self) -> None:

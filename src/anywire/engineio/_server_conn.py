@@ -3,10 +3,12 @@
 A :class:`Conn` turns the core's events into I/O: parked polling GETs are
 :class:`PollWaiter` objects answered by ``SendPackets``; a WebSocket has an
 :class:`Outbox` drained by one writer task; the heartbeat runs in one timer
-task per session (a cancel scope whose deadline follows
-``ServerSession.next_deadline()``, so a timeout fires at the deadline, not
-at a sweep). Handler calls (``message``, ``disconnect``) are handed back to
-the caller, which runs them: the core never waits for the application.
+task per session: it sleeps until ``ServerSession.next_deadline()`` and
+looks again when it wakes (a deadline that moved later costs one early
+wake-up; one that moved earlier pulls the sleep in), so a timeout fires at
+the deadline, not at a sweep, and a message costs no timer work. Handler
+calls (``message``, ``disconnect``) are handed back to the caller, which
+runs them: the core never waits for the application.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import anyio
 
 from anywire.engineio._packets import Packet, PacketType, Transport, encode_text
+from anywire.engineio._payload import encode_payload
 from anywire.engineio._server_session import ServerSession
 from anywire.engineio._session_events import (
     Closed,
@@ -38,6 +41,7 @@ from anywire.engineio._session_events import (
 __all__ = ["Conn", "HandlerCall", "Outbox", "PollWaiter"]
 
 _CLOSE_BODY = encode_text(Packet(PacketType.CLOSE))
+_NO_CALLS: list[HandlerCall] = []  # never appended to
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +53,37 @@ class HandlerCall:
 
 
 class PollWaiter:
-    """A parked polling GET: ``body`` is set once packets (or the end) arrive."""
+    """A parked polling GET: ``packets`` (or a final ``body``) are set once they arrive.
 
-    __slots__ = ("body", "ready")
+    The GET's task waits for its client to leave inside ``scope``; an answer
+    cancels that wait (no second task, no event per request). Packets are
+    encoded only when the task writes them (:meth:`Conn.poll_body`), so those
+    sent in between join the same response.
+    """
+
+    __slots__ = ("body", "packets", "scope")
 
     def __init__(self) -> None:
+        self.packets: tuple[Packet, ...] | None = None
         self.body: str | None = None
-        self.ready = anyio.Event()
+        self.scope: anyio.CancelScope | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.packets is not None or self.body is not None
+
+    def deliver(self, packets: tuple[Packet, ...]) -> None:
+        self.packets = packets
+        self._wake()
 
     def answer(self, body: str) -> None:
-        if self.body is None:
+        if not self.answered:
             self.body = body
-            self.ready.set()
+            self._wake()
+
+    def _wake(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 @dataclass(slots=True)
@@ -104,6 +127,7 @@ class Conn:
         self.finished = anyio.Event()
         self.closed_reason: DisconnectReason | None = None
         self._timer_scope: anyio.CancelScope | None = None
+        self._timer_at = math.inf  # when the timer wakes up
         self.on_finish: Callable[[Conn], None] = lambda conn: None
 
     def __repr__(self) -> str:
@@ -115,6 +139,9 @@ class Conn:
 
     def apply(self, events: list[Event]) -> tuple[list[HandlerCall], RejectRequest | None]:
         """Do what ``events`` say; return the handler calls and the request's refusal."""
+        if len(events) == 1 and events[0].__class__ is SendPackets:  # the hot path
+            self._send(events[0])
+            return _NO_CALLS, None
         calls: list[HandlerCall] = []
         reject: RejectRequest | None = None
         for event in events:
@@ -134,11 +161,10 @@ class Conn:
 
     def _send(self, event: SendPackets) -> None:
         if event.transport is Transport.POLLING:
-            body = event.payload()
             while self.polls:
                 waiter = self.polls.popleft()
-                if waiter.body is None:
-                    waiter.answer(body)
+                if not waiter.answered:
+                    waiter.deliver(event.packets)
                     return
             return  # the core only emits this with a GET parked; nothing to answer
         if self.ws_outbox is not None:
@@ -171,28 +197,43 @@ class Conn:
             self._timer_scope.cancel()
         self.on_finish(self)
 
+    def poll_body(self, waiter: PollWaiter) -> tuple[str, list[HandlerCall]]:
+        """The answered GET's body, with the packets queued since it was answered, and
+        the handler calls to run (when the CLOSE packet went with them)."""
+        if waiter.packets is None:
+            assert waiter.body is not None
+            return waiter.body, _NO_CALLS
+        extra, events = self.core.poll_more(waiter.packets, anyio.current_time())
+        calls = self.apply(events)[0] if events else _NO_CALLS
+        return encode_payload(waiter.packets + extra), calls
+
     def park(self) -> PollWaiter:
         waiter = PollWaiter()
         self.polls.append(waiter)
         return waiter
 
     def _reschedule(self) -> None:
+        """Wake the timer earlier if a deadline moved in (later ones wait for its wake-up)."""
         scope = self._timer_scope
-        if scope is not None and not self.finished.is_set():
+        if scope is not None:
             deadline = self.core.next_deadline()
-            scope.deadline = math.inf if deadline is None else deadline
+            if deadline is not None and deadline < self._timer_at:
+                self._timer_at = scope.deadline = deadline
 
     async def run_timer(self, run_calls: Callable[[Conn, list[HandlerCall]], Any]) -> None:
         """The heartbeat: call ``tick`` at each deadline until the session finishes."""
-        while not self.finished.is_set() and self.core.state is not SessionState.CLOSED:
-            deadline = self.core.next_deadline()
-            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline) as scope:
-                self._timer_scope = scope
-                await anyio.sleep_forever()
-            self._timer_scope = None
-            if self.finished.is_set():
-                return
-            calls, _ = self.apply(self.core.tick(anyio.current_time()))
+        core = self.core
+        while not self.finished.is_set() and core.state is not SessionState.CLOSED:
+            deadline = core.next_deadline()
+            now = anyio.current_time()
+            if deadline is None or deadline > now:
+                self._timer_at = math.inf if deadline is None else deadline
+                with anyio.CancelScope(deadline=self._timer_at) as scope:
+                    self._timer_scope = scope
+                    await anyio.sleep_forever()
+                self._timer_scope = None
+                continue  # look again: the deadline may have moved later
+            calls, _ = self.apply(core.tick(now))
             if calls:
                 await run_calls(self, calls)
         self.finish()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from anywire._asgi import Message, Receive, Send
 
 __all__ = [
     "ERRORS",
@@ -22,9 +24,6 @@ __all__ = [
     "send_response",
 ]
 
-#: What hosts pass (Starlette types it with ``MutableMapping``); we send fresh dicts.
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 OriginsSetting = str | Sequence[str] | Callable[..., Any] | None
 
 #: The reference's request errors (``engine.io`` ``Server.errors``).
@@ -46,14 +45,25 @@ def error_body(name: str) -> tuple[int, bytes]:
 
 
 def query_of(scope: Mapping[str, Any]) -> dict[str, str]:
-    raw = scope.get("query_string", b"").decode("latin-1")
-    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    """The query parameters (the first value of each), as ``parse_qs`` reads them."""
+    raw: bytes = scope.get("query_string", b"")
+    if b"%" in raw or b"+" in raw:  # escapes: let the standard library decode them
+        text = raw.decode("latin-1")
+        return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    query: dict[str, str] = {}
+    for item in raw.decode("latin-1").split("&"):
+        if item:
+            key, _, value = item.partition("=")
+            query.setdefault(key, value)
+    return query
 
 
 def header(scope: Mapping[str, Any], name: str) -> str | None:
+    """The first value of header ``name`` (lowercase; ASGI hosts send lowercase names)."""
     key = name.encode()
-    for k, v in scope.get("headers", []):
-        if k.lower() == key:
+    size = len(key)
+    for k, v in scope.get("headers", ()):
+        if len(k) == size and (k == key or k.lower() == key):
             return str(v.decode("latin-1"))
     return None
 
@@ -121,11 +131,11 @@ def allowed_origin(
     return origin.rstrip("/") in (a.rstrip("/") for a in allowed)
 
 
-async def _no_receive() -> Mapping[str, Any]:  # pragma: no cover - never called
+async def _no_receive() -> Message:  # pragma: no cover - never called
     return {"type": "http.disconnect"}
 
 
-async def _no_send(message: Mapping[str, Any]) -> None:  # pragma: no cover
+async def _no_send(message: Message) -> None:  # pragma: no cover
     return None
 
 

@@ -6,17 +6,20 @@ between ASGI and the per-session :class:`Conn` and nothing else.
 
 from __future__ import annotations
 
+import inspect
 import json as _stdjson
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
 
+from anywire._asgi import Message, Receive, Scope
 from anywire.engineio._errors import ConnectionLost, PacketError
-from anywire.engineio._packets import JsonModule, Transport
+from anywire.engineio._packets import JsonModule, Transport, decode_message
 from anywire.engineio._server_conn import Conn, HandlerCall, Outbox, PollWaiter
+from anywire.engineio._server_handlers import HandlerRunner
 from anywire.engineio._server_http import (
     Send,
     allowed_origin,
@@ -30,14 +33,12 @@ from anywire.engineio._server_http import (
     send_response,
 )
 from anywire.engineio._server_session import ServerConfig, ServerSession
-from anywire.engineio._session_events import RejectRequest
+from anywire.engineio._session_events import MessageReceived, RejectRequest
 from anywire.errors import AnywireError, ConnectionClosed
 from anywire.websocket import accept
 
 __all__ = ["RequestHandling"]
 
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-Scope = Mapping[str, Any]
 
 NOT_STARTED = (
     "anywire.engineio: the AsyncServer is not running. Enter it with `async with server:` "
@@ -62,6 +63,8 @@ class RequestHandling:
     _config: ServerConfig
     _conns: dict[str, Conn]
     _tg: TaskGroup | None
+    _runner: HandlerRunner | None
+    handlers: dict[str, Callable[..., Any]]
 
     def generate_id(self) -> str:
         raise NotImplementedError
@@ -185,24 +188,23 @@ class RequestHandling:
         if waiter is None:
             await self._reject(send, reject, headers)
             return
-        if waiter.body is None:
+        if not waiter.answered:
             await self._wait_poll(conn, waiter, receive)
-        if waiter.body is None:  # the client went away
-            return
-        await self._send_payload(send, waiter.body, headers, scope)
+            if not waiter.answered:  # the client went away
+                return
+        body, calls = conn.poll_body(waiter)
+        if calls:
+            await self._run_calls(conn, calls)
+        await self._send_payload(send, body, headers, scope)
 
     async def _wait_poll(self, conn: Conn, waiter: PollWaiter, receive: Receive) -> None:
-        async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                while (await receive()).get("type") != "http.disconnect":
-                    pass
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(watch)
-            await waiter.ready.wait()
-            tg.cancel_scope.cancel()
-        if waiter.body is None:
+        """Wait for the answer or for the client to leave (``answer`` cancels the wait)."""
+        with anyio.CancelScope() as scope:
+            waiter.scope = scope
+            while (await receive()).get("type") != "http.disconnect":
+                pass
+        waiter.scope = None
+        if not waiter.answered:
             if waiter in conn.polls:
                 conn.polls.remove(waiter)
             error = ConnectionLost("poll connection closed prematurely")
@@ -340,10 +342,16 @@ class RequestHandling:
         await self._lost(conn, outbox, error)
 
     async def _ws_reader(self, conn: Conn, ws: Any) -> Exception | None:
+        core, receive, now = conn.core, ws.receive, anyio.current_time
         try:
             while True:
-                frame = await ws.receive()
-                calls, _ = conn.apply(conn.core.receive_frame(frame, anyio.current_time()))
+                events = core.receive_frame(await receive(), now())
+                if len(events) == 1 and events[0].__class__ is MessageReceived:  # hot path
+                    pending = self._on_message(conn, events[0].data)
+                    if pending is not None:
+                        await self._await_handler(pending)
+                    continue
+                calls, _ = conn.apply(events)
                 if calls:
                     await self._run_calls(conn, calls)
         except ConnectionClosed:
@@ -352,18 +360,26 @@ class RequestHandling:
             return exc
 
     async def _ws_writer(self, conn: Conn, ws: Any, outbox: Outbox, scope: Any) -> None:
+        """Write each batch the session hands out; one write for all its frames when
+        the WebSocket can (our driver's ``send_many``; under other hosts a send each)."""
+        send_many = getattr(ws, "send_many", None)
         try:
             while True:
                 await outbox.wait()
                 if not outbox.items:  # closing, everything written
                     break
                 frames, is_batch = outbox.items.popleft()
-                for frame in frames:
-                    await ws.send(frame)
+                if send_many is not None and len(frames) > 1:
+                    await send_many(frames)
+                else:
+                    for frame in frames:
+                        await ws.send(frame)
                 if is_batch and outbox is conn.ws_outbox:
-                    calls, _ = conn.apply(conn.core.writer_idle(anyio.current_time()))
-                    if calls:
-                        await self._run_calls(conn, calls)
+                    events = conn.core.writer_idle(anyio.current_time())
+                    if events:  # else nothing queued: nothing to do
+                        calls, _ = conn.apply(events)
+                        if calls:
+                            await self._run_calls(conn, calls)
         except (AnywireError, OSError):
             pass
         scope.cancel()
@@ -380,20 +396,48 @@ class RequestHandling:
 
     async def _run_calls(self, conn: Conn, calls: list[HandlerCall]) -> None:
         for call in calls:
-            if call.event == "message" and self.async_handlers and self._tg is not None:
-                self._tg.start_soon(self._trigger, "message", conn.sid, call.arg)
+            if call.event == "message":
+                pending = self._on_message(conn, call.arg)
+                if pending is not None:
+                    await self._await_handler(pending)
             else:
                 await self._trigger(call.event, conn.sid, call.arg)
+
+    def _on_message(self, conn: Conn, data: str | bytes) -> Awaitable[Any] | None:
+        """Call the ``message`` handler. A sync one runs here; a coroutine goes to the
+        handler runner (``async_handlers``, python-engineio's task per message) or is
+        returned for the caller to await."""
+        handler = self.handlers.get("message")
+        if handler is None:
+            return None
+        try:
+            result = handler(conn.sid, decode_message(data, self._json))
+        except Exception:
+            self.logger.exception("message handler error")
+            return None
+        if not inspect.isawaitable(result):
+            return None
+        runner = self._runner
+        if self.async_handlers and runner is not None:
+            runner.submit(result)
+            return None
+        return result
+
+    async def _await_handler(self, pending: Awaitable[Any]) -> None:
+        try:
+            await pending
+        except Exception:
+            self.logger.exception("message handler error")
 
 
 class _Replay:
     """An ASGI ``receive`` that first gives back the message already read."""
 
-    def __init__(self, first: Mapping[str, Any], receive: Receive) -> None:
-        self._first: Mapping[str, Any] | None = first
+    def __init__(self, first: Message, receive: Receive) -> None:
+        self._first: Message | None = first
         self._receive = receive
 
-    async def __call__(self) -> Mapping[str, Any]:
+    async def __call__(self) -> Message:
         if self._first is not None:
             first, self._first = self._first, None
             return first

@@ -13,7 +13,7 @@ from anywire.engineio._packets import (
     PacketType,
     Transport,
 )
-from anywire.engineio._payload import decode_payload
+from anywire.engineio._payload import decode_payload, text_size
 from anywire.engineio._session_base import LIVE, NOOP, PROBE_PING, PROBE_PONG, MiB, Session, Trigger
 from anywire.engineio._session_events import (
     DisconnectReason,
@@ -128,6 +128,27 @@ class ServerSession(Session):
         self._writable = True
         return self._flush()
 
+    def poll_more(
+        self, sent: tuple[Packet, ...], now: float
+    ) -> tuple[tuple[Packet, ...], list[Event]]:
+        """Packets queued since ``sent`` answered a GET, to write with them.
+
+        For a GET answered (:class:`SendPackets`) but not yet written: what was
+        queued since joins its payload, as far as ``max_payload`` allows.
+        Returns those packets and the events that follow them (the session
+        finishing, when the CLOSE packet was among them).
+        """
+        queue = self._queue
+        if not queue or self._writable or self._paused or self._transport is not Transport.POLLING:
+            return (), []
+        room = self.config.max_payload - (len(sent) - 1 + sum(text_size(p) for p in sent))
+        if 1 + text_size(queue.peek()) > room:
+            return (), []
+        packets = queue.take(room - 1)
+        if self._state is SessionState.CLOSING and not queue:
+            return packets, self._finish()
+        return packets, []
+
     def writer_idle(self, now: float) -> list[Event]:
         """The WebSocket can take packets: once the application accepted a direct
         WebSocket, then after writing each :class:`SendPackets`. On polling a GET
@@ -192,12 +213,20 @@ class ServerSession(Session):
         A frame that does not parse or is longer than ``max_payload`` ends the
         session with "transport error" (on the probe: the upgrade fails).
         """
-        if self._probing():
+        limit = self.config.max_payload
+        if self._state is SessionState.OPEN and self._transport is Transport.WEBSOCKET:
+            # The hot path: a message short enough to need no size count.
+            kind = frame.__class__
+            if kind is str and frame[:1] == "4" and len(frame) * 4 <= limit:
+                return [MessageReceived(frame[1:])]
+            if kind is bytes and len(frame) <= limit:
+                return [MessageReceived(frame)]
+        elif self._probing():
             return self._probe_frame(frame)
-        if self._transport is not Transport.WEBSOCKET or self._state is not SessionState.OPEN:
+        else:
             return []
         try:
-            packet = self._decode_frame(frame, self.config.max_payload)
+            packet = self._decode_frame(frame, limit)
         except PacketError as exc:
             return self._close(DisconnectReason.TRANSPORT_ERROR, now, error=exc)
         return self._receive(packet, now)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
+from anywire._asgi import ASGIApp, Message, Receive, Scope, Send
 from anywire._http import HTTPLimits
 from anywire.websocket._connection import WebSocketOptions
 from anywire.websocket._server import ServerSettings
@@ -30,12 +31,6 @@ __all__ = [
     "parse_bind",
 ]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-#: An ASGI 3 application.
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LifespanMode = Literal["auto", "on", "off"]
 

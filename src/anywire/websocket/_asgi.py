@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from anywire._asgi import Message, Receive, Send
 from anywire.errors import (
     ConcurrencyError,
     ConnectionClosed,
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["NATIVE_EXTENSION", "ASGIWebSocket", "NativeAccept", "accept_asgi"]
 
-Receive = Callable[[], Awaitable[Mapping[str, Any]]]
-Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 #: ``scope["extensions"]["anywire.websocket"]["accept"]``: ``(subprotocol, extra
 #: headers, settings, ws_class) -> WebSocket``, the handshake done by the runner.
 NativeAccept = Callable[
@@ -155,7 +154,7 @@ class ASGIWebSocket:
             raise self._closed_error()
         return data
 
-    async def _host_send(self, message: Mapping[str, Any]) -> None:
+    async def _host_send(self, message: Message) -> None:
         try:
             await self._send(message)
         except OSError as exc:

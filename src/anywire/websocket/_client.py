@@ -84,6 +84,64 @@ class _NetworkStream(ByteStream):
         }
 
 
+class _DirectNetworkStream(_NetworkStream):
+    """A :class:`_NetworkStream` that reads and writes httpcore's anyio stream itself.
+
+    httpcore's stream enters ``anyio.fail_after`` and an exception map on every
+    read and write: about 20% of the client's CPU per small message (measured on
+    asyncio, 20k echo round trips of 32 bytes over loopback: 173 us of client CPU
+    each through httpcore, 135 us direct). The anyio stream raises what
+    the connection expects already (``EndOfStream``, ``BrokenResourceError``, ...).
+    The bytes httpcore read past the 101 response come first. Closing still goes
+    through httpcore and the response.
+    """
+
+    def __init__(
+        self,
+        stream: httpcore.AsyncNetworkStream,
+        response: httpx.Response,
+        after_close: Callable[[], Awaitable[None]] | None,
+        direct: ByteStream,
+        leading: bytes,
+    ) -> None:
+        super().__init__(stream, response, after_close)
+        self._direct = direct
+        self._leading = leading
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        if self._leading:
+            data, self._leading = self._leading[:max_bytes], self._leading[max_bytes:]
+            return data
+        return await self._direct.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        await self._direct.send(item)
+
+
+def _network_stream(
+    stream: httpcore.AsyncNetworkStream,
+    response: httpx.Response,
+    after_close: Callable[[], Awaitable[None]] | None,
+) -> _NetworkStream:
+    """The byte stream of a 101 response: direct when httpcore runs it on anyio.
+
+    httpcore (1.x) hands out an ``AsyncHTTP11UpgradeStream`` (private: the bytes
+    read past the response in ``_leading_data``) over an ``AnyIOStream`` (the
+    anyio stream in ``_stream``) on asyncio. Any other shape (trio's backend, a
+    mocked transport, another httpcore) goes through httpcore's methods.
+    """
+    leading = getattr(stream, "_leading_data", None)
+    inner = getattr(stream, "_stream", None)
+    direct = getattr(inner, "_stream", None)
+    if (
+        isinstance(leading, bytes)
+        and type(inner).__name__ == "AnyIOStream"
+        and isinstance(direct, ByteStream)
+    ):
+        return _DirectNetworkStream(stream, response, after_close, direct, leading)
+    return _NetworkStream(stream, response, after_close)
+
+
 def _http_url(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(parts.scheme)
@@ -234,7 +292,7 @@ class Connect:
             raise
         after_close = self._close_http if close_http else None
         return self._ws_class(
-            _NetworkStream(network_stream, response, after_close),
+            _network_stream(network_stream, response, after_close),
             FastConnection(ConnectionType.CLIENT, extensions=accepted),
             subprotocol=subprotocol,
             options=self.options,

@@ -15,6 +15,7 @@ from anyio.abc import ByteStream, SocketStream, TaskStatus
 from wsproto.connection import ConnectionType
 from wsproto.extensions import Extension
 
+from anywire._asgi import Receive, Scope, Send
 from anywire._http import HTTPLimits, Request, ServerConnection
 from anywire.errors import InvalidHandshake, LimitExceeded, ProtocolError
 from anywire.streams import BufferedStream, serve_tcp
@@ -47,11 +48,7 @@ __all__ = [
 
 _log = logging.getLogger("anywire.websocket")
 
-ASGIScope = tuple[
-    Mapping[str, Any],
-    Callable[[], Awaitable[Mapping[str, Any]]],
-    Callable[[Mapping[str, Any]], Awaitable[None]],
-]
+ASGIScope = tuple[Scope, Receive, Send]
 SubprotocolChooser = Callable[["HandshakeRequest"], "str | None"]
 
 
