@@ -1,10 +1,11 @@
 """Engine.IO load test: ``python bench/eio_load.py`` (``nox -s load``).
 
 1,000 WebSocket and 200 polling sessions of the npm ``engine.io-client`` on ONE
-anywire Engine.IO server (``bench/eio_servers.py anywire-<backend> --stats``), on
-asyncio, then on trio. Each session echoes with one message in flight (text and
-binary in turn, each naming its session and sequence number) for ``--duration``
-seconds; the server's heartbeat runs meanwhile (ping every ``--ping-interval`` s).
+Engine.IO server (``bench/eio_servers.py IMPL --stats``): anywire on asyncio, then on
+trio, and python-engineio (on uvicorn) for comparison (``--servers`` chooses). Each
+session echoes with one message in flight (text and binary in turn, each naming its
+session and sequence number) for ``--duration`` seconds; the server's heartbeat runs
+meanwhile (ping every ``--ping-interval`` s).
 Every cycle opens the sessions, exchanges messages and closes them; a second cycle
 shows whether memory keeps growing. Reported: errors (must be 0), messages
 exchanged, server RSS before and after, memory per session (per WebSocket and per
@@ -92,11 +93,11 @@ def _start(cmd: Sequence[str], cpu: int | None, stderr: IO[bytes], stdin: bool =
 
 
 @contextlib.contextmanager
-def server(backend: str, args: argparse.Namespace, cpu: int | None) -> Iterator[Server]:
+def server(impl: str, args: argparse.Namespace, cpu: int | None) -> Iterator[Server]:
     cmd = [
         sys.executable,
         str(SERVERS),
-        f"anywire-{backend}",
+        impl,
         "--port",
         "0",
         "--stats",
@@ -304,11 +305,11 @@ def warm_up(s: Server, c: Clients) -> None:
     settle()
 
 
-def test_backend(backend: str, args: argparse.Namespace) -> Result:
+def test_server(impl: str, args: argparse.Namespace) -> Result:
     server_cpu, client_cpu = args.cpus
-    print(f"anywire-{backend}: {args.ws} websocket + {args.polling} polling sessions", flush=True)
+    print(f"{impl}: {args.ws} websocket + {args.polling} polling sessions", flush=True)
     cycles = []
-    with server(backend, args, server_cpu) as s, tempfile.TemporaryFile() as client_log:
+    with server(impl, args, server_cpu) as s, tempfile.TemporaryFile() as client_log:
         clients = Clients(s.url, args.procs, client_cpu, client_log)
         warm_up(s, clients)
         for n in range(1, args.cycles + 1):
@@ -319,7 +320,7 @@ def test_backend(backend: str, args: argparse.Namespace) -> Result:
         log = [line for line in s.log_lines() if line.strip()]
     if log:
         cycles[-1].errors.append(f"the server logged {len(log)} lines, first: {log[0]}")
-    return {"backend": backend, "cycles": [vars(c) for c in cycles], "server_log": log[:50]}
+    return {"server": impl, "cycles": [vars(c) for c in cycles], "server_log": log[:50]}
 
 
 def summary_line(cycle: Cycle, args: argparse.Namespace) -> str:
@@ -354,7 +355,7 @@ def render(results: list[Result], args: argparse.Namespace, env: list[str]) -> s
         *env,
         "",
         f"{args.ws:,} WebSocket and {args.polling:,} polling sessions of the npm "
-        f"`engine.io-client` on one anywire server, each echoing with one message in flight "
+        f"`engine.io-client` on one server, each echoing with one message in flight "
         f"(text and binary in turn, checked) for {args.duration:g} s, heartbeat every "
         f"{args.ping_interval:g} s (timeout {args.ping_timeout:g} s); {args.cycles} cycle(s) of "
         "open, exchange, close per server process.",
@@ -367,7 +368,7 @@ def render(results: list[Result], args: argparse.Namespace, env: list[str]) -> s
     ]
     for result in results:
         for n, cycle in enumerate(result["cycles"], 1):
-            lines.append(table_line(result["backend"], n, cycle, args))
+            lines.append(table_line(result["server"], n, cycle, args))
     lines += [
         "",
         "Memory per session is the RSS growth while the sessions open, divided by their "
@@ -385,7 +386,7 @@ def render(results: list[Result], args: argparse.Namespace, env: list[str]) -> s
             errors = "; ".join(cycle["errors"]) or "none"
             reasons = ", ".join(f"{k} {v}" for k, v in cycle["disconnects_at_close"].items())
             lines.append(
-                f"- anywire-{result['backend']}, cycle {n}: errors: {errors}; "
+                f"- {result['server']}, cycle {n}: errors: {errors}; "
                 f"connect failures {cycle['connect_failures']}; server-side close reasons "
                 f"when the clients closed: {reasons or 'none'}."
             )
@@ -394,14 +395,14 @@ def render(results: list[Result], args: argparse.Namespace, env: list[str]) -> s
     return "\n".join(lines) + "\n"
 
 
-def table_line(backend: str, n: int, cycle: Result, args: argparse.Namespace) -> str:
+def table_line(impl: str, n: int, cycle: Result, args: argparse.Namespace) -> str:
     run, rss = cycle["run"], cycle["rss"]
     by = run.get("by_transport", {})
     ws, polling = by.get("websocket", {}), by.get("polling", {})
     per = per_session(rss, args)
     cpu = run.get("cpu_us_per_msg")
     return (
-        f"| anywire-{backend} | {n} | {len(cycle['errors'])} "
+        f"| {impl} | {n} | {len(cycle['errors'])} "
         f"| {ws.get('echoes', 0):,} / {polling.get('echoes', 0):,} | {run.get('rate', 0):,.0f} "
         f"| {'—' if cpu is None else f'{cpu:.1f}'} "
         f"| {ws.get('fewest')} / {polling.get('fewest')} "
@@ -432,7 +433,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of exchange")
     parser.add_argument("--cycles", type=int, default=2, help="open/exchange/close cycles")
     parser.add_argument("--procs", type=int, default=2, help="node client processes")
-    parser.add_argument("--backends", default="asyncio,trio")
+    parser.add_argument(
+        "--servers",
+        default="anywire-asyncio,anywire-trio,python-engineio-uvicorn",
+        help="comma-separated: anywire-asyncio, anywire-trio, python-engineio-uvicorn",
+    )
     parser.add_argument("--ping-interval", type=float, default=5.0, help="seconds")
     parser.add_argument("--ping-timeout", type=float, default=5.0, help="seconds")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
@@ -448,16 +453,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def measure() -> str:
         nonlocal failed
-        backends = args.backends.split(",")
-        minutes = len(backends) * (args.cycles * (args.duration + 13) + 5) / 60
+        impls = args.servers.split(",")
+        minutes = len(impls) * (args.cycles * (args.duration + 13) + 5) / 60
         print(f"about {minutes:.1f} minutes", flush=True)
         results = []
-        for backend in backends:
+        for impl in impls:
             try:
-                results.append(test_backend(backend, args))
+                results.append(test_server(impl, args))
             except (LoadFailed, OSError) as exc:
-                print(f"  anywire-{backend}: {exc}", flush=True)
-                results.append({"backend": backend, "cycles": [], "error": str(exc)})
+                print(f"  {impl}: {exc}", flush=True)
+                results.append({"server": impl, "cycles": [], "error": str(exc)})
         env = environment(args, argv)
         write_results("eio-load", {"args": vars(args), "environment": env, "results": results})
         failed = any("error" in r or any(c["errors"] for c in r["cycles"]) for r in results)

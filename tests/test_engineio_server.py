@@ -11,7 +11,7 @@ import gzip
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,11 @@ async def eventually(predicate: Any, seconds: float = 5) -> None:
     with anyio.fail_after(timeout(seconds)):
         while not predicate():  # noqa: ASYNC110 - polling server state in a test
             await anyio.sleep(0.01)
+
+
+def poll_parked(eio: AsyncServer, sid: str) -> Callable[[], bool]:
+    """For :func:`eventually`: is a GET of ``sid`` parked, waiting for packets?"""
+    return lambda: bool(eio._conns[sid].polls)
 
 
 @dataclass
@@ -180,7 +185,7 @@ async def test_concurrent_get_ends_the_session() -> None:
                 results.append(await env.get(sid))
 
             tg.start_soon(first)
-            await anyio.sleep(0.1)
+            await eventually(poll_parked(eio, sid))
             second = await env.get(sid)
         assert second.status_code == 400
         assert results[0].text == "1"
@@ -303,11 +308,11 @@ async def test_upgrade_raw() -> None:
                 polls.append((await env.get(sid)).text)
 
             tg.start_soon(poll)
-            await anyio.sleep(0.05)
+            await eventually(poll_parked(eio, sid))
             async with ws_connect(url) as ws:
                 await ws.send("2probe")
                 assert await ws.receive() == "3probe"
-                await anyio.sleep(0.05)
+                await eventually(lambda: polls == ["6"])  # the probe released the GET
                 await ws.send("5")
                 await eventually(lambda: eio.transport(sid) == "websocket")
                 await eio.send(sid, "pushed")

@@ -548,6 +548,61 @@ async def test_serve_listeners_serves_tcp_and_unix_listeners() -> None:
         await unix.accept()  # serve_listeners closed what it was given
 
 
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+async def test_connections_queued_in_the_backlog_are_accepted_in_a_few_turns(
+    family: str,
+) -> None:
+    # One accept per scheduler turn starved new connections behind thousands of busy
+    # ones (the Engine.IO load test: polling clients open a connection per request).
+    queued, max_connections = 40, 30
+    directory = tempfile.mkdtemp(prefix="aw")
+    path = os.path.join(directory, "s.sock")
+    listener: anyio.abc.SocketListener
+    if family == "tcp":
+        listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+        address: Any = listener.extra(SocketAttribute.local_address)
+    else:
+        listener = await anyio.create_unix_listener(path)
+        address = path
+    kind = socket.AF_INET if family == "tcp" else socket.AF_UNIX
+    clients = []
+    for _ in range(queued):
+        client = socket.socket(kind, socket.SOCK_STREAM)
+        client.connect(address)  # completes in the listen backlog; nobody accepted yet
+        clients.append(client)
+    running = 0
+    release = anyio.Event()
+
+    async def handler(stream: BufferedStream) -> None:
+        nonlocal running
+        running += 1
+        await release.wait()
+
+    try:
+        with anyio.fail_after(timeout(10)):
+            async with anyio.create_task_group() as tg:
+                await tg.start(
+                    partial(serve_listeners, handler, [listener], max_connections=max_connections)
+                )
+                turns = 0
+                while running < max_connections:
+                    await anyio.lowlevel.checkpoint()
+                    turns += 1
+                assert turns <= 10  # one accept per turn would need more than 30
+                await anyio.wait_all_tasks_blocked()
+                assert running == max_connections  # the burst respects max_connections
+                release.set()
+                while running < queued:  # the rest once slots are free again
+                    await anyio.lowlevel.checkpoint()
+                tg.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            client.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.rmdir(directory)
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()

@@ -31,6 +31,7 @@ from anyio.abc import (
     SocketStream,
     TaskGroup,
     TaskStatus,
+    UNIXSocketStream,
 )
 from anyio.streams.tls import TLSStream
 
@@ -60,6 +61,11 @@ _ACCEPT_RETRY_DELAY = 0.1
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 #: accept() failures that concern one dropped connection only: retry at once.
 _ACCEPT_TRANSIENT_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO})
+#: After an accept() wakes, accept up to this many more waiting connections at once.
+#: One accept per scheduler turn starves new connections (a polling client opens one
+#: per request) when thousands of busy connections share the turn; asyncio's own
+#: server accepts up to its backlog (100) per readiness event.
+_ACCEPT_BURST = 100
 #: "max_connections reached" is logged at most once per this many seconds.
 _FULL_LOG_INTERVAL = 10.0
 
@@ -491,6 +497,31 @@ class _TCPServer:
                     self._release(token)
                     raise
                 tg.start_soon(self._connection, stream, token)
+                self._accept_waiting(listener, tg)
+
+    def _accept_waiting(self, listener: SocketListener, tg: TaskGroup) -> None:
+        """Accept, without waiting, the connections already queued on ``listener``.
+
+        Each accepted socket is wrapped as a stream in its own connection task, so a
+        burst costs this task no scheduler turns. Any failure here ends the burst;
+        the next awaited accept() reports it.
+        """
+        raw = listener.extra(SocketAttribute.raw_socket, None)
+        if raw is None:
+            return
+        for _ in range(_ACCEPT_BURST):
+            token = object()
+            if self.limiter is not None:
+                try:
+                    self.limiter.acquire_on_behalf_of_nowait(token)
+                except anyio.WouldBlock:
+                    return
+            try:
+                sock, _address = raw.accept()
+            except OSError:  # BlockingIOError: nothing waiting
+                self._release(token)
+                return
+            tg.start_soon(self._connection, sock, token)
 
     def _log_if_full(self, limiter: anyio.CapacityLimiter) -> None:
         """Say (at most every ``_FULL_LOG_INTERVAL`` s) that accepting waits for a free slot."""
@@ -519,9 +550,20 @@ class _TCPServer:
         if self.limiter is not None:
             self.limiter.release_on_behalf_of(token)
 
-    async def _connection(self, raw: SocketStream, token: object) -> None:
+    async def _connection(self, accepted: SocketStream | socket.socket, token: object) -> None:
         with anyio.CancelScope(shield=True, deadline=self._deadline) as scope:
             self._scopes.add(scope)
+            try:
+                raw = await _as_stream(accepted)
+            except BaseException as exc:
+                self._scopes.discard(scope)
+                self._release(token)
+                if isinstance(accepted, socket.socket):
+                    accepted.close()
+                if not isinstance(exc, OSError):
+                    raise
+                self.logger.debug("accepted connection lost before it started: %r", exc)
+                return
             stream: ByteStream = raw
             peer = _peer(raw)
             try:
@@ -559,6 +601,16 @@ class _TCPServer:
                 getattr(self.handler, "__qualname__", self.handler),
                 peer,
             )
+
+
+async def _as_stream(accepted: SocketStream | socket.socket) -> SocketStream:
+    """The stream of a connection that ``accept()`` returned, as anyio's listener would."""
+    if not isinstance(accepted, socket.socket):
+        return accepted
+    if accepted.family == socket.AF_UNIX:
+        return await UNIXSocketStream.from_socket(accepted)
+    accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return await SocketStream.from_socket(accepted)
 
 
 async def _aclose_quietly(stream: ByteStream, peer: str, logger: logging.Logger) -> None:
