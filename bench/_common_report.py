@@ -44,10 +44,7 @@ def ok(results: list[Result] | None) -> list[Result]:
 
 def median_of(m: Measurements | None, scenario: str, key: str) -> float | None:
     """The median of ``key`` over ``m``'s good results of ``scenario``."""
-    if m is None:
-        return None
-    values = [r[key] for r in ok(m.results.get(scenario)) if r.get(key) is not None]
-    return statistics.median(values) if values else None
+    return None if m is None else _median(ok(m.results.get(scenario)), key)
 
 
 def has_error(m: Measurements, scenario: str) -> bool:
@@ -81,6 +78,31 @@ def cell(m: Measurements, scenario: str, key: str, digits: int = 0) -> str:
 def spread(values: Sequence[float]) -> float:
     """How far apart the rounds are: (largest - smallest) / median."""
     return (max(values) - min(values)) / statistics.median(values)
+
+
+def round_cells(runs: Sequence[Result], *, busy: bool = True, unit: str = "") -> str:
+    """The cells of a round-by-round row after its labels, each cell closed by ``|``: the
+    rate of each round (followed by ``unit``), the CPU µs per operation of each round, their
+    spread, with ``busy`` the median share of a CPU the server and the load generator kept
+    busy, then the worst disturbance (other CPUs busy, probe slowdown)."""
+    us = [r["cpu_us_per_op"] for r in runs if r.get("cpu_us_per_op")]
+    rates = ", ".join(fmt(r["rate"]) for r in runs) + (f" {unit}" if unit else "")
+    cells = [rates, ", ".join(fmt(u, 1) for u in us), f"{spread(us):.0%}" if us else "—"]
+    if busy:
+        cells += [
+            percent(_median(runs, "server_cpu_util")),
+            percent(_median(runs, "client_cpu_util")),
+        ]
+    cells += [
+        f"{max(r.get('other_cpu', 0.0) for r in runs):.2f}",
+        f"{max(r.get('slowdown', 1.0) for r in runs):.2f}x",
+    ]
+    return " | ".join(cells) + " |"
+
+
+def _median(runs: Iterable[Result], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
 def round_ratios(ours: Iterable[float | None], theirs: Iterable[float | None]) -> str:
@@ -258,3 +280,10 @@ def load_run(path: Path) -> tuple[dict[str, Any], list[Measurements], Settings, 
         for r in data["rows"]
     ]
     return data, table, Settings(**data["settings"]), data["environment"]
+
+
+def load_table(path: Path) -> tuple[list[Measurements], Settings, list[str]]:
+    """A run saved with :func:`run_data`, for a suite that saves no ``extra``: the rows,
+    the settings, the environment."""
+    _data, table, settings, env = load_run(path)
+    return table, settings, env

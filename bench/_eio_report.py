@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,18 +11,17 @@ from _common_report import (
     cpu_line,
     date_and_command,
     errors_section,
-    fmt,
-    load_run,
+    load_table,
     median_of,
     node_packages,
     node_version,
     ok,
     percent,
     pinning,
+    round_cells,
     round_ratios,
     rounds_line,
     run_data,
-    spread,
     verdict,
     versions,
     write_results,
@@ -96,17 +94,8 @@ def rounds_table(table: list[Measurements]) -> list[str]:
     for m in table:
         for short, transport in TRANSPORTS.items():
             runs = [r for r in ok(m.results.get(f"flood-{short}")) if r.get("cpu_us_per_op")]
-            if not runs:
-                continue
-            us = [r["cpu_us_per_op"] for r in runs]
-            lines.append(
-                f"| {m.row.label} | {transport} | {', '.join(fmt(r['rate']) for r in runs)} "
-                f"| {', '.join(fmt(u, 1) for u in us)} | {spread(us):.0%} "
-                f"| {statistics.median(r['server_cpu_util'] for r in runs):.0%} "
-                f"| {statistics.median(r['client_cpu_util'] for r in runs):.0%} "
-                f"| {max(r.get('other_cpu', 0) for r in runs):.2f} "
-                f"| {max(r.get('slowdown', 1.0) for r in runs):.2f}x |"
-            )
+            if runs:
+                lines.append(f"| {m.row.label} | {transport} | {round_cells(runs)}")
     return lines
 
 
@@ -214,11 +203,6 @@ def save_results(table: list[Measurements], settings: Settings, env: list[str]) 
     return write_results("eio-server", run_data(table, settings, env))
 
 
-def load_results(path: Path) -> tuple[list[Measurements], Settings, list[str]]:
-    _data, table, settings, env = load_run(path)
-    return table, settings, env
-
-
 def replay(path: Path) -> str:
     """Render the run saved at ``path`` (``--from-json``)."""
-    return render(*load_results(path))
+    return render(*load_table(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from _common_report import (
@@ -21,9 +21,9 @@ from _common_report import (
     ok,
     percent,
     pinning,
+    round_cells,
     round_ratios,
     run_data,
-    spread,
     verdict,
     versions,
     write_results,
@@ -73,49 +73,58 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
 
 def http_table(rows: list[str], table: Table) -> list[str]:
     ref = median_of(table.get(REFERENCE_HTTP), "http", "rate")
-    lines = [
-        f"| server | requests/s | vs {REFERENCE_HTTP} | server CPU µs/request "
-        "| latency p50 / p99 (ms) | server CPU busy | wrk CPU busy |",
-        "|---|--:|--:|--:|--:|--:|--:|",
-    ]
-    for impl in rows:
-        m = table[impl]
-        if m.skipped:
-            lines.append(f"| {impl} | {m.skipped} | | | | | |")
-            continue
+
+    def cells(impl: str, m: Measurements) -> list[str]:
         p50, p99 = median_of(m, "http", "p50_us"), median_of(m, "http", "p99_us")
         latency = "—" if p50 is None or p99 is None else f"{p50 / 1e3:.1f} / {p99 / 1e3:.1f}"
-        lines.append(
-            f"| {impl} | {_cell(m, 'http', 'rate')} | {_ratio(median_of(m, 'http', 'rate'), ref)} "
-            f"| {_cell(m, 'http', 'cpu_us_per_op', 1)} | {latency} "
-            f"| {_util(m, 'http', 'server_cpu_util')} | {_util(m, 'http', 'client_cpu_util')} |"
-        )
-    return lines
+        vs_ref = _ratio(median_of(m, "http", "rate"), ref)
+        return [_cell(m, "http", "rate"), vs_ref, _cell(m, "http", "cpu_us_per_op", 1), latency]
+
+    header = (
+        f"| server | requests/s | vs {REFERENCE_HTTP} | server CPU µs/request "
+        "| latency p50 / p99 (ms) | server CPU busy | wrk CPU busy |"
+    )
+    return _server_table(header, "http", rows, table, cells)
 
 
 def ws_table(rows: list[str], table: Table) -> list[str]:
     ref = median_of(table.get(REFERENCE_WS), "ws", "cpu_us_per_op")
-    lines = [
+
+    def cells(impl: str, m: Measurements) -> list[str]:
+        us = median_of(m, "ws", "cpu_us_per_op")
+        return [
+            _cell(m, "ws", "rate"),
+            _cell(m, "ws", "cpu_us_per_op", 1),
+            _ratio(us, ref),
+            fmt(ISSUE_WS_US.get(impl), 1),
+        ]
+
+    header = (
         f"| server | msgs/s (100x10) | server CPU µs/msg | vs {REFERENCE_WS} (CPU) "
-        "| issue's µs/msg | server CPU busy | node CPU busy |",
-        "|---|--:|--:|--:|--:|--:|--:|",
-    ]
+        "| issue's µs/msg | server CPU busy | node CPU busy |"
+    )
+    return _server_table(header, "ws", rows, table, cells)
+
+
+def _server_table(
+    header: str,
+    suite: str,
+    rows: list[str],
+    table: Table,
+    cells: Callable[[str, Measurements], list[str]],
+) -> list[str]:
+    """A row per server of ``rows``: its name, ``cells(impl, m)``, then the share of a CPU
+    the server and the load generator kept busy during ``suite``; a skipped server says
+    why. ``header`` names the seven columns."""
+    lines = [header, "|---|--:|--:|--:|--:|--:|--:|"]
     for impl in rows:
         m = table[impl]
         if m.skipped:
             lines.append(f"| {impl} | {m.skipped} | | | | | |")
             continue
-        us = median_of(m, "ws", "cpu_us_per_op")
-        lines.append(
-            f"| {impl} | {_cell(m, 'ws', 'rate')} | {_cell(m, 'ws', 'cpu_us_per_op', 1)} "
-            f"| {_ratio(us, ref)} | {fmt(ISSUE_WS_US.get(impl), 1)} "
-            f"| {_util(m, 'ws', 'server_cpu_util')} | {_util(m, 'ws', 'client_cpu_util')} |"
-        )
+        busy = [percent(median_of(m, suite, f"{side}_cpu_util")) for side in ("server", "client")]
+        lines.append("| " + " | ".join([impl, *cells(impl, m), *busy]) + " |")
     return lines
-
-
-def _util(m: Measurements, suite: str, key: str) -> str:
-    return percent(median_of(m, suite, key))
 
 
 def rounds_table(plan: Plan, table: Table) -> list[str]:
@@ -127,16 +136,9 @@ def rounds_table(plan: Plan, table: Table) -> list[str]:
     for suite, rows in plan.items():
         unit = "req/s" if suite == "http" else "msgs/s"
         for impl in rows:
-            runs = _runs(table[impl], suite)
-            if not runs:
-                continue
-            us = [r["cpu_us_per_op"] for r in runs if r.get("cpu_us_per_op")]
-            lines.append(
-                f"| {suite} | {impl} | {', '.join(fmt(r['rate']) for r in runs)} {unit} "
-                f"| {', '.join(fmt(u, 1) for u in us)} | {f'{spread(us):.0%}' if us else '—'} "
-                f"| {max(r.get('other_cpu', 0.0) for r in runs):.2f} "
-                f"| {max(r.get('slowdown', 1.0) for r in runs):.2f}x |"
-            )
+            if runs := _runs(table[impl], suite):
+                cells = round_cells(runs, busy=False, unit=unit)
+                lines.append(f"| {suite} | {impl} | {cells}")
     return lines
 
 

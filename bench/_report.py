@@ -11,18 +11,17 @@ from _common_report import (
     cpu_line,
     date_and_command,
     errors_section,
-    fmt,
-    load_run,
+    load_table,
     marks,
     median_of,
     node_packages,
     node_version,
     ok,
     pinning,
+    round_cells,
     round_ratios,
     rounds_line,
     run_data,
-    spread,
     verdict,
     versions,
     write_results,
@@ -87,18 +86,8 @@ def rounds_table(table: list[Measurements]) -> list[str]:
         "|---|---|---|--:|--:|--:|--:|--:|",
     ]
     for m in table:
-        runs = ok(m.results.get("flood"))
-        if not runs:
-            continue
-        us = [r["cpu_us_per_op"] for r in runs]
-        lines.append(
-            f"| {m.row.label} | {', '.join(fmt(r['rate']) for r in runs)} "
-            f"| {', '.join(fmt(u, 1) for u in us)} | {spread(us):.0%} "
-            f"| {median_of(m, 'flood', 'server_cpu_util'):.0%} "
-            f"| {median_of(m, 'flood', 'client_cpu_util'):.0%} "
-            f"| {max(r.get('other_cpu', 0) for r in runs):.2f} "
-            f"| {max(r.get('slowdown', 1.0) for r in runs):.2f}x |"
-        )
+        if runs := ok(m.results.get("flood")):
+            lines.append(f"| {m.row.label} | {round_cells(runs)}")
     return lines
 
 
@@ -158,30 +147,28 @@ def goal_lines(table: list[Measurements]) -> list[str]:
 Getter = Callable[[str, str, str], float | None]
 
 
+#: The CPU goals: backend, rival, the goal in words, anywire's µs at most the rival's
+#: divided by this, the bound on the ratio in words (none when it is 1).
+CPU_GOALS = [
+    ("asyncio", "websockets-asyncio", "at or below websockets", 1, ""),
+    ("trio", "trio-websocket", "at most a third of trio-websocket", 3, "0.33"),
+]
+
+
 def _goal_cpu(get: Getter, per_round: Callable[[str], list[float]]) -> list[str]:
     lines = []
-    ours, theirs = (
-        get("anywire-asyncio", "flood", "cpu_us_per_op"),
-        get("websockets-asyncio", "flood", "cpu_us_per_op"),
-    )
-    if ours is not None and theirs is not None:
-        rounds = round_ratios(per_round("anywire-asyncio"), per_round("websockets-asyncio"))
+    for backend, rival, goal, divisor, bound in CPU_GOALS:
+        ours_label = f"anywire-{backend}"
+        ours = get(ours_label, "flood", "cpu_us_per_op")
+        theirs = get(rival, "flood", "cpu_us_per_op")
+        if ours is None or theirs is None:
+            continue
+        rounds = round_ratios(per_round(ours_label), per_round(rival))
+        bound_text = f", the goal is {bound} or less" if bound else ""
         lines.append(
-            f"- CPU per message on asyncio at or below websockets: anywire {ours:.1f} µs, "
-            f"websockets {theirs:.1f} µs (issue: {ISSUE_US['websockets-asyncio']} µs), "
-            f"ratio {ours / theirs:.2f}{rounds}: {verdict(ours <= theirs)}."
-        )
-    ours, theirs = (
-        get("anywire-trio", "flood", "cpu_us_per_op"),
-        get("trio-websocket", "flood", "cpu_us_per_op"),
-    )
-    if ours is not None and theirs is not None:
-        rounds = round_ratios(per_round("anywire-trio"), per_round("trio-websocket"))
-        lines.append(
-            f"- CPU per message on trio at most a third of trio-websocket: anywire {ours:.1f} µs, "
-            f"trio-websocket {theirs:.1f} µs (issue: {ISSUE_US['trio-websocket']} µs), "
-            f"ratio {ours / theirs:.2f}{rounds}, the goal is 0.33 or less: "
-            f"{verdict(ours <= theirs / 3)}."
+            f"- CPU per message on {backend} {goal}: anywire {ours:.1f} µs, "
+            f"{rival.removesuffix('-asyncio')} {theirs:.1f} µs (issue: {ISSUE_US[rival]} µs), "
+            f"ratio {ours / theirs:.2f}{rounds}{bound_text}: {verdict(ours <= theirs / divisor)}."
         )
     return lines
 
@@ -295,11 +282,6 @@ def save_results(table: list[Measurements], settings: Settings, env: list[str]) 
     return write_results("run", run_data(table, settings, env, compression=True))
 
 
-def load_results(path: Path) -> tuple[list[Measurements], Settings, list[str]]:
-    _data, table, settings, env = load_run(path)
-    return table, settings, env
-
-
 def replay(path: Path) -> str:
     """Render the run saved at ``path`` (``--from-json``)."""
-    return render(*load_results(path))
+    return render(*load_table(path))

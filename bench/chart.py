@@ -24,9 +24,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from _common_report import RESULTS, median_of
+from _common_report import RESULTS, load_table, median_of
 from _harness import ROOT, Measurements, disturbed
-from _report import load_results
 from matplotlib.axes import Axes
 
 OUTPUT = ROOT / "docs" / "_static" / "benchmarks.png"
@@ -87,7 +86,7 @@ def websocket_bars(table: list[Measurements]) -> list[tuple[str, float, bool]]:
 
 
 def draw_websocket(ax: Axes, path: Path) -> None:
-    table, _, environment = load_results(path)
+    table, _, environment = load_table(path)
     date = next((line.split(";")[0].removeprefix("- Date: ") for line in environment), "")
     ax.set_title("WebSocket echo: server CPU per message (100 connections x 10 in flight)")
     bar_panel(

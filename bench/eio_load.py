@@ -173,6 +173,10 @@ class Clients:
         answer: Result = json.loads(line)
         return answer
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used by all client processes so far."""
+        return sum(process_cpu(proc.pid) for proc in self.procs)
+
     def split(self, total: int) -> list[int]:
         n = len(self.procs)
         return [total // n + (1 if i < total % n else 0) for i in range(n)]
@@ -230,6 +234,7 @@ def run_cycle(s: Server, c: Clients, args: argparse.Namespace) -> Cycle:
 def exchange(s: Server, c: Clients, args: argparse.Namespace) -> Result:
     """Every session echoes for ``args.duration`` s; the server's CPU and peak RSS."""
     cpu0, t0 = s.cpu_seconds(), time.monotonic()
+    client_cpu0 = c.cpu_seconds()
     for proc in c.procs:
         assert proc.stdin is not None
         proc.stdin.write(json.dumps({"cmd": "run", "seconds": args.duration}) + "\n")
@@ -240,6 +245,7 @@ def exchange(s: Server, c: Clients, args: argparse.Namespace) -> Result:
         time.sleep(0.5)
     answers = [c._answer(proc, timeout=30) for proc in c.procs]
     cpu = s.cpu_seconds() - cpu0
+    client_cpu = c.cpu_seconds() - client_cpu0
     peak = max(peak, s.rss_kib())
     by: dict[str, Result] = {}
     for answer in answers:
@@ -257,6 +263,8 @@ def exchange(s: Server, c: Clients, args: argparse.Namespace) -> Result:
         "echoes": echoes,
         "rate": echoes / seconds,
         "server_cpu_s": cpu,
+        "server_cpu_share": cpu / seconds,
+        "client_cpu_share": client_cpu / seconds,
         "cpu_us_per_msg": cpu * 1e6 / echoes if echoes else None,
         "peak_rss_kib": peak,
         "outstanding": sum(a["outstanding"] for a in answers),
@@ -361,10 +369,11 @@ def render(results: list[Result], args: argparse.Namespace, env: list[str]) -> s
         "open, exchange, close per server process.",
         "",
         "| server | cycle | errors | messages echoed (ws / polling) | msgs/s "
-        "| server CPU µs/msg | fewest echoes of a session (ws / polling) "
+        "| server CPU µs/msg | cores busy: server / clients "
+        "| fewest echoes of a session (ws / polling) "
         "| RSS MiB: before → ws open → all open → after exchanging → after closing (peak) "
         "| KiB per session: all / ws / polling |",
-        "|---|--:|--:|--:|--:|--:|--:|---|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
     for result in results:
         for n, cycle in enumerate(result["cycles"], 1):
@@ -375,8 +384,10 @@ def render(results: list[Result], args: argparse.Namespace, env: list[str]) -> s
         "number: cycle 1 measures it; a later cycle reuses the memory the closed sessions of "
         "the previous one left to the process (Python rarely gives it back), so its growth "
         'shows only what accumulates (a leak would). "Fewest echoes" is the session '
-        "served least: the server is saturated, and a polling message needs several HTTP "
-        "requests, each waiting its turn behind the WebSocket sessions.",
+        "served least: every session echoes as fast as it can, so the side that runs out of "
+        "CPU first (cores busy; the clients share one core, the server has the other) sets "
+        "the rate, and a polling message costs several HTTP requests (the node client opens "
+        "a new connection for each) where a WebSocket message costs one frame each way.",
         "",
         "Errors and close reasons:",
         "",
@@ -405,6 +416,7 @@ def table_line(impl: str, n: int, cycle: Result, args: argparse.Namespace) -> st
         f"| {impl} | {n} | {len(cycle['errors'])} "
         f"| {ws.get('echoes', 0):,} / {polling.get('echoes', 0):,} | {run.get('rate', 0):,.0f} "
         f"| {'—' if cpu is None else f'{cpu:.1f}'} "
+        f"| {run.get('server_cpu_share', 0):.2f} / {run.get('client_cpu_share', 0):.2f} "
         f"| {ws.get('fewest')} / {polling.get('fewest')} "
         f"| {_mib(rss['before'])} → {_mib(rss['after websocket'])} → "
         f"{_mib(rss['after polling'])} → {_mib(rss['after exchanging'])} → "

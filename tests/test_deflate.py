@@ -37,34 +37,18 @@ from wsproto.events import (
     Ping,
     Request,
 )
-from wsproto.extensions import Extension, PerMessageDeflate
+from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import Opcode, RsvBits
 from wsproto.handshake import H11Handshake
 
 from anywire.errors import InvalidHandshake
 from anywire.websocket._deflate import BoundedDeflate, default_extensions
+from tests.ws_helpers import wsproto_handshake
 
 MiB = 2**20
 PMD = "permessage-deflate"
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def handshake(client_ext: Extension, server_ext: Extension) -> tuple[Connection, Connection]:
-    """Run wsproto's real opening handshake; return the (client, server) connections."""
-    client = H11Handshake(ConnectionType.CLIENT)
-    server = H11Handshake(ConnectionType.SERVER)
-    server.receive_data(
-        client.send(Request(host="example.com", target="/", extensions=[client_ext]))
-    )
-    assert isinstance(next(server.events()), Request)
-    client.receive_data(server.send(AcceptConnection(extensions=[server_ext])))
-    assert isinstance(next(client.events()), AcceptConnection)
-    assert client_ext.enabled()
-    assert server_ext.enabled()
-    assert client.connection is not None
-    assert server.connection is not None
-    return client.connection, server.connection
 
 
 def frame(
@@ -436,7 +420,7 @@ def test_differential_against_wsproto(
 ) -> None:
     make = {"ours": ours, "theirs": theirs}
     client_kind, server_kind = pairing.split("-")
-    client, server = handshake(data.draw(make[client_kind]), data.draw(make[server_kind]))
+    client, server = wsproto_handshake(data.draw(make[client_kind]), data.draw(make[server_kind]))
     for sender, receiver, script, sizes, kind in (
         (client, server, to_server, sizes_a, server_kind),
         (server, client, to_client, sizes_b, client_kind),
@@ -454,7 +438,7 @@ def test_differential_against_wsproto(
 
 
 def test_threshold() -> None:
-    client, server = handshake(BoundedDeflate(threshold=128), PerMessageDeflate())
+    client, server = wsproto_handshake(BoundedDeflate(threshold=128), PerMessageDeflate())
     small, large = b"x" * 127, b"x" * 128
     wire = client.send(Message(data=small)) + client.send(Message(data=large))
     assert [rsv1 for _, rsv1, _, _ in frame_headers(wire)] == [False, True]
@@ -473,7 +457,7 @@ def test_threshold() -> None:
 
 
 def test_control_frames_are_not_compressed() -> None:
-    client, server = handshake(BoundedDeflate(threshold=0), PerMessageDeflate())
+    client, server = wsproto_handshake(BoundedDeflate(threshold=0), PerMessageDeflate())
     wire = client.send(Ping(payload=b"x" * 100)) + client.send(CloseConnection(code=1000))
     assert [rsv1 for _, rsv1, _, _ in frame_headers(wire)] == [False, False]
     events = feed(server, wire)
@@ -489,9 +473,9 @@ def test_no_context_takeover_resets_the_compressor(side: str, takeover: bool) ->
         server_no_context_takeover=not takeover and side == "server",
     )
     if side == "client":
-        sender, receiver = handshake(ext, PerMessageDeflate())
+        sender, receiver = wsproto_handshake(ext, PerMessageDeflate())
     else:
-        receiver, sender = handshake(PerMessageDeflate(), ext)
+        receiver, sender = wsproto_handshake(PerMessageDeflate(), ext)
     text = " ".join(f"word{i % 97} {i * 7919 % 1000}" for i in range(300))
     first, second = sender.send(Message(data=text)), sender.send(Message(data=text))
     assert collate(feed(receiver, first + second)) == [("msg", text), ("msg", text)]

@@ -29,6 +29,7 @@ from anywire.errors import LimitExceeded
 from anywire.reconnect import ReconnectPolicy
 from anywire.server import ServerInfo, serve_app
 from tests.conftest import timeout
+from tests.engineio_helpers import echo_server
 from tests.proxy_helpers import tcp_relay
 from tests.server_helpers import Receive, Scope, Send
 
@@ -114,21 +115,10 @@ class OwnServer:
             stopped.set()
 
     def _echo_server(self) -> AsyncServer:
-        options = {"max_http_buffer_size": MAX_PAYLOAD, "shutdown_timeout": 0.5, **self.options}
-        eio = AsyncServer(**options)
-
-        @eio.on("message")
-        async def message(sid: str, data: Any) -> None:
-            if data == "disconnect me":
-                await eio.disconnect(sid)
-            else:
-                await eio.send(sid, data)
-
-        @eio.on("disconnect")
-        def disconnect(sid: str, reason: str) -> None:
+        def disconnect(_sid: str, reason: str) -> None:
             self.disconnects.append(reason)
 
-        return eio
+        return echo_server(disconnect, **{"max_http_buffer_size": MAX_PAYLOAD, **self.options})
 
     def _app(self, inner: ASGIApp) -> Callable[[Scope, Receive, Send], Any]:
         async def app(scope: Scope, receive: Receive, send: Send) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import trustme
 
 import anywire.engineio as engineio
 from anywire.engineio import exceptions
@@ -25,25 +24,6 @@ from tests.test_engineio_client_own_server import OwnServer, own_server, roundtr
 pytestmark = pytest.mark.anyio
 
 TRANSPORTS = [None, "websocket", "polling"]
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(context)
-    return context
 
 
 def expected_transports(transports: str | None) -> set[str]:

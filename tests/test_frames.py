@@ -49,6 +49,7 @@ from wsproto.handshake import H11Handshake
 
 from anywire.websocket._deflate import BoundedDeflate
 from anywire.websocket._frames import FastConnection, _xor
+from tests.ws_helpers import wsproto_handshake
 
 CLIENT, SERVER = ConnectionType.CLIENT, ConnectionType.SERVER
 OTHER = {CLIENT: SERVER, SERVER: CLIENT}
@@ -92,14 +93,7 @@ def negotiate(kind: str, config: dict[str, Any]) -> tuple[list[Extension], list[
         ),
     }[kind]
     client_ext, server_ext = factory(), factory()
-    client = H11Handshake(CLIENT)
-    server = H11Handshake(SERVER)
-    server.receive_data(client.send(Request(host="h", target="/", extensions=[client_ext])))
-    assert isinstance(next(server.events()), Request)
-    client.receive_data(server.send(AcceptConnection(extensions=[server_ext])))
-    assert isinstance(next(client.events()), AcceptConnection)
-    assert client_ext.enabled()
-    assert server_ext.enabled()
+    wsproto_handshake(client_ext, server_ext)
     return [client_ext], [server_ext]
 
 

@@ -18,25 +18,6 @@ from .server_helpers import Receive, Scope, Send, read_until_closed, running, te
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(context)
-    return context
-
-
 async def scheme_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         await text_response(send, scope["scheme"])

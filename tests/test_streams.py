@@ -20,7 +20,6 @@ from typing import Any
 
 import anyio
 import pytest
-import trustme
 from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskStatus
 
 import anywire.net
@@ -601,25 +600,6 @@ async def test_connections_queued_in_the_backlog_are_accepted_in_a_few_turns(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         os.rmdir(directory)
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
-@pytest.fixture(scope="module")
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(context)
-    return context
 
 
 async def test_tls_round_trip(

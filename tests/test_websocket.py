@@ -9,7 +9,6 @@ from typing import Any
 
 import anyio
 import pytest
-import trustme
 from anyio.abc import SocketAttribute, SocketStream
 
 from anywire import websocket
@@ -88,43 +87,42 @@ async def test_server_close_code_and_reason_reach_the_client() -> None:
         assert ws.close_code == 4000
 
 
-async def test_leaving_async_with_sends_a_close_frame() -> None:
-    seen: list[int] = []
-    done = anyio.Event()
+class CloseWatcher:
+    """A server handler that waits for the client's close and records its code."""
 
-    async def watcher(ws: WebSocket) -> None:
+    def __init__(self) -> None:
+        self.codes: list[int] = []
+        self._done = anyio.Event()
+
+    async def __call__(self, ws: WebSocket) -> None:
         try:
             await ws.receive()
         except ConnectionClosed as exc:
-            seen.append(exc.reason)
-        done.set()
+            self.codes.append(exc.reason)
+        self._done.set()
 
+    async def wait(self) -> list[int]:
+        """The close codes seen, once the handler has returned."""
+        with anyio.fail_after(timeout(5)):
+            await self._done.wait()
+        return self.codes
+
+
+async def test_leaving_async_with_sends_a_close_frame() -> None:
+    watcher = CloseWatcher()
     async with running_server(watcher) as url:
         async with connect(url):
             pass
-        with anyio.fail_after(timeout(5)):
-            await done.wait()
-    assert seen == [1000]
+        assert await watcher.wait() == [1000]
 
 
 async def test_body_error_closes_with_1011_and_propagates_unwrapped() -> None:
-    seen: list[int] = []
-    done = anyio.Event()
-
-    async def watcher(ws: WebSocket) -> None:
-        try:
-            await ws.receive()
-        except ConnectionClosed as exc:
-            seen.append(exc.reason)
-        done.set()
-
+    watcher = CloseWatcher()
     async with running_server(watcher) as url:
         with pytest.raises(ValueError, match="boom"):
             async with connect(url):
                 raise ValueError("boom")
-        with anyio.fail_after(timeout(5)):
-            await done.wait()
-    assert seen == [1011]
+        assert await watcher.wait() == [1011]
 
 
 async def test_subprotocol_negotiation_and_hook() -> None:
@@ -376,15 +374,11 @@ async def test_compression_is_negotiated_by_default_and_can_be_disabled() -> Non
             assert "sec-websocket-extensions" not in dict(ws.response_headers)
 
 
-async def test_wss_with_trustme() -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    ca.configure_trust(client_ctx)
-    async with running_server(echo, ssl_context=server_ctx) as url:
-        async with connect(url.replace("ws://", "wss://"), ssl_context=client_ctx) as ws:
+async def test_wss_with_trustme(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    async with running_server(echo, ssl_context=server_context) as url:
+        async with connect(url.replace("ws://", "wss://"), ssl_context=client_context) as ws:
             await ws.send("secret")
             assert await ws.receive() == "secret"
 

@@ -11,6 +11,11 @@ from typing import Any
 
 import anyio
 from anyio.abc import SocketStream
+from wsproto import ConnectionType
+from wsproto.connection import Connection
+from wsproto.events import AcceptConnection, Request
+from wsproto.extensions import Extension
+from wsproto.handshake import H11Handshake
 
 from anywire.websocket import WebSocket, serve_websocket
 
@@ -124,3 +129,23 @@ async def read_frame(stream: SocketStream, buffered: bytes = b"") -> tuple[int, 
 
 def close_code(payload: bytes) -> int:
     return int(struct.unpack("!H", payload[:2])[0]) if len(payload) >= 2 else 1005
+
+
+def wsproto_handshake(
+    client_ext: Extension, server_ext: Extension
+) -> tuple[Connection, Connection]:
+    """Run wsproto's real opening handshake, each side offering or accepting its one
+    extension (which must be enabled after it); return the (client, server) connections."""
+    client = H11Handshake(ConnectionType.CLIENT)
+    server = H11Handshake(ConnectionType.SERVER)
+    server.receive_data(
+        client.send(Request(host="example.com", target="/", extensions=[client_ext]))
+    )
+    assert isinstance(next(server.events()), Request)
+    client.receive_data(server.send(AcceptConnection(extensions=[server_ext])))
+    assert isinstance(next(client.events()), AcceptConnection)
+    assert client_ext.enabled()
+    assert server_ext.enabled()
+    assert client.connection is not None
+    assert server.connection is not None
+    return client.connection, server.connection

@@ -35,6 +35,7 @@ from anyio.abc import (
 )
 from anyio.streams.tls import TLSStream
 
+from anywire import _asyncio_socket
 from anywire.errors import ConcurrencyError, DelimiterNotFound, LimitExceeded
 
 __all__ = [
@@ -486,29 +487,28 @@ class _TCPServer:
 
     async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
         async with listener:  # leaving the loop (cancelled) closes the listening socket
+            raw = listener.extra(SocketAttribute.raw_socket)
+            raw.setblocking(False)  # the bursts below must never block
             while True:
                 token = object()
                 if self.limiter is not None:
                     self._log_if_full(self.limiter)
                     await self.limiter.acquire_on_behalf_of(token)
                 try:
-                    stream = await self._accept(listener)
+                    sock = await self._accept(raw)
                 except BaseException:
                     self._release(token)
                     raise
-                tg.start_soon(self._connection, stream, token)
-                self._accept_waiting(listener, tg)
+                tg.start_soon(self._connection, sock, token)
+                self._accept_waiting(raw, tg)
 
-    def _accept_waiting(self, listener: SocketListener, tg: TaskGroup) -> None:
-        """Accept, without waiting, the connections already queued on ``listener``.
+    def _accept_waiting(self, raw: socket.socket, tg: TaskGroup) -> None:
+        """Accept, without waiting, up to ``_ACCEPT_BURST`` connections already queued.
 
-        Each accepted socket is wrapped as a stream in its own connection task, so a
-        burst costs this task no scheduler turns. Any failure here ends the burst;
-        the next awaited accept() reports it.
+        Each accepted socket becomes a stream in its own connection task, so a burst
+        costs this task no scheduler turns. Any failure here ends the burst; the
+        next awaited accept reports it.
         """
-        raw = listener.extra(SocketAttribute.raw_socket, None)
-        if raw is None:
-            return
         for _ in range(_ACCEPT_BURST):
             token = object()
             if self.limiter is not None:
@@ -534,10 +534,14 @@ class _TCPServer:
             limiter.total_tokens,
         )
 
-    async def _accept(self, listener: SocketListener) -> SocketStream:
+    async def _accept(self, raw: socket.socket) -> socket.socket:
+        """Wait for a connection on the listening socket ``raw`` and accept it."""
         while True:
+            await anyio.wait_readable(raw)  # a scheduler turn per burst, even when busy
             try:
-                return await listener.accept()
+                sock, _address = raw.accept()
+            except BlockingIOError:
+                continue  # another process took it, or a spurious wake-up
             except OSError as exc:
                 if exc.errno in _ACCEPT_TRANSIENT_ERRNOS:
                     continue
@@ -545,12 +549,14 @@ class _TCPServer:
                     raise
                 self.logger.exception("accept() failed, retrying")
                 await anyio.sleep(_ACCEPT_RETRY_DELAY)
+            else:
+                return sock
 
     def _release(self, token: object) -> None:
         if self.limiter is not None:
             self.limiter.release_on_behalf_of(token)
 
-    async def _connection(self, accepted: SocketStream | socket.socket, token: object) -> None:
+    async def _connection(self, accepted: socket.socket, token: object) -> None:
         with anyio.CancelScope(shield=True, deadline=self._deadline) as scope:
             self._scopes.add(scope)
             try:
@@ -558,9 +564,9 @@ class _TCPServer:
             except BaseException as exc:
                 self._scopes.discard(scope)
                 self._release(token)
-                if isinstance(accepted, socket.socket):
-                    accepted.close()
-                if not isinstance(exc, OSError):
+                accepted.close()
+                # ValueError: anyio's check that the socket is connected (reset already)
+                if not isinstance(exc, (OSError, ValueError)):
                     raise
                 self.logger.debug("accepted connection lost before it started: %r", exc)
                 return
@@ -603,14 +609,15 @@ class _TCPServer:
             )
 
 
-async def _as_stream(accepted: SocketStream | socket.socket) -> SocketStream:
-    """The stream of a connection that ``accept()`` returned, as anyio's listener would."""
-    if not isinstance(accepted, socket.socket):
-        return accepted
-    if accepted.family == socket.AF_UNIX:
-        return await UNIXSocketStream.from_socket(accepted)
-    accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return await SocketStream.from_socket(accepted)
+async def _as_stream(sock: socket.socket) -> SocketStream:
+    """The stream of a connection we accepted: ours on asyncio, anyio's on trio."""
+    if sock.family != socket.AF_UNIX:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if _asyncio_socket.running_on_asyncio():
+        return await _asyncio_socket.wrap_accepted(sock)
+    if sock.family == socket.AF_UNIX:
+        return await UNIXSocketStream.from_socket(sock)
+    return await SocketStream.from_socket(sock)
 
 
 async def _aclose_quietly(stream: ByteStream, peer: str, logger: logging.Logger) -> None:

@@ -19,6 +19,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from anywire.engineio import ASGIApp, AsyncServer
 from tests.conftest import timeout
+from tests.engineio_helpers import echo_server
 from tests.interop.conftest import SCRIPTS, NodePeers, stop_process
 from tests.server_helpers import running
 
@@ -34,21 +35,12 @@ async def eventually(predicate: Any, seconds: float = 5) -> None:
             await anyio.sleep(0.01)
 
 
-def echo_server() -> tuple[AsyncServer, list[tuple[str, str]]]:
-    eio = AsyncServer(max_http_buffer_size=MAX_PAYLOAD, shutdown_timeout=0.5)
+def recording_echo_server() -> tuple[AsyncServer, list[tuple[str, str]]]:
+    """The echo server and the ``(sid, reason)`` of each session that ended."""
     disconnects: list[tuple[str, str]] = []
-
-    @eio.on("message")
-    async def message(sid: str, data: Any) -> None:
-        if data == "disconnect me":
-            await eio.disconnect(sid)
-        else:
-            await eio.send(sid, data)
-
-    @eio.on("disconnect")
-    def disconnect(sid: str, reason: str) -> None:
-        disconnects.append((sid, reason))
-
+    eio = echo_server(
+        lambda sid, reason: disconnects.append((sid, reason)), max_http_buffer_size=MAX_PAYLOAD
+    )
     return eio, disconnects
 
 
@@ -65,7 +57,7 @@ async def run_client(node: NodePeers, url: str, *args: str) -> list[dict[str, An
 
 @pytest.mark.parametrize("transports", ["default", "websocket", "polling"])
 async def test_node_client_echo(node: NodePeers, transports: str) -> None:
-    eio, disconnects = echo_server()
+    eio, disconnects = recording_echo_server()
     near_max = str(MAX_PAYLOAD - 100)
     async with eio, running(ASGIApp(eio)) as server:
         events = await run_client(node, server.url, transports, "echo", near_max)
@@ -98,7 +90,7 @@ async def test_node_client_echo(node: NodePeers, transports: str) -> None:
 
 @pytest.mark.parametrize("transports", ["default", "websocket", "polling"])
 async def test_node_client_server_disconnect(node: NodePeers, transports: str) -> None:
-    eio, disconnects = echo_server()
+    eio, disconnects = recording_echo_server()
     async with eio, running(ASGIApp(eio)) as server:
         events = await run_client(node, server.url, transports, "server-close")
     assert events[-1] == {"event": "close", "reason": "transport close"}
@@ -145,7 +137,7 @@ async def test_node_client_against_uvicorn(node: NodePeers, anyio_backend_name: 
 
     import uvicorn
 
-    eio, disconnects = echo_server()
+    eio, disconnects = recording_echo_server()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

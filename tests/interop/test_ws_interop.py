@@ -111,6 +111,13 @@ async def receive(ws: WebSocket) -> str | bytes:
     return message
 
 
+async def assert_echoed(ws: WebSocket, messages: Sequence[str | bytes]) -> None:
+    """Send each message and check that the peer echoes it unchanged."""
+    for message in messages:
+        await ws.send(message)
+        assert digest(await receive(ws)) == digest(message)
+
+
 async def closed(ws: WebSocket) -> ConnectionClosed:
     """Wait for ``ws`` to close; fail if a message arrives instead."""
     with anyio.fail_after(timeout(10)):
@@ -430,9 +437,7 @@ async def test_client_echo_with_websockets_server(ours: bool, theirs: bool) -> N
     ):
         negotiated = "permessage-deflate" in extensions(ws.response_headers)
         assert negotiated == (ours and theirs)
-        for message in MESSAGES:
-            await ws.send(message)
-            assert digest(await receive(ws)) == digest(message)
+        await assert_echoed(ws, MESSAGES)
 
 
 async def test_client_sees_websockets_server_close_code() -> None:
@@ -528,9 +533,7 @@ async def test_client_deflate_parameters_with_websockets_server(
     ):
         agreed = extensions(ws.response_headers)
         assert all(name in agreed for name in py_options), agreed
-        for message in DEFLATE_MESSAGES:
-            await ws.send(message)
-            assert digest(await receive(ws)) == digest(message)
+        await assert_echoed(ws, DEFLATE_MESSAGES)
 
 
 # -- 2. our server -> websockets sync client -----------------------------------------
@@ -678,19 +681,24 @@ async def test_client_echo_with_node_server(node: NodePeers, ours: bool, theirs:
     async with node.server(*args) as server, connect(server.url(), compression=ours) as ws:
         negotiated = "permessage-deflate" in extensions(ws.response_headers)
         assert negotiated == (ours and theirs)
-        for message in MESSAGES:
-            await ws.send(message)
-            assert digest(await receive(ws)) == digest(message)
+        await assert_echoed(ws, MESSAGES)
+
+
+async def node_server_closes(node: NodePeers, path: str) -> tuple[ConnectionClosed, Event]:
+    """Our client sends a message to the node server's ``path``, which closes: the error
+    the client raised, then the server's last event."""
+    async with node.server() as server:
+        async with connect(server.url(path)) as ws:
+            await ws.send("close me")
+            exc = await closed(ws)
+        events = await server.events_until_close()
+    return exc, events[-1]
 
 
 async def test_client_sees_node_server_close_code(node: NodePeers) -> None:
-    async with node.server() as server:
-        async with connect(server.url("/close")) as ws:
-            await ws.send("close me")
-            exc = await closed(ws)
-            assert (exc.reason, exc.message) == (4002, "bye")
-        events = await server.events_until_close()
-    assert events[-1] == {"event": "close", "path": "/close", "code": 4002, "reason": "bye"}
+    exc, last = await node_server_closes(node, "/close")
+    assert (exc.reason, exc.message) == (4002, "bye")
+    assert last == {"event": "close", "path": "/close", "code": 4002, "reason": "bye"}
 
 
 async def test_client_close_code_reaches_node_server(node: NodePeers) -> None:
@@ -781,9 +789,7 @@ async def test_client_deflate_parameters_with_node_server(
         agreed = extensions(ws.response_headers)
         # ws answers client_max_window_bits only because we offer it (bare).
         assert all(name in agreed for name in py_options), agreed
-        for message in DEFLATE_MESSAGES:
-            await ws.send(message)
-            assert digest(await receive(ws)) == digest(message)
+        await assert_echoed(ws, DEFLATE_MESSAGES)
 
 
 async def test_client_inflates_with_an_8_bit_server_window(node: NodePeers) -> None:
@@ -793,9 +799,7 @@ async def test_client_inflates_with_an_8_bit_server_window(node: NodePeers) -> N
         connect(server.url()) as ws,
     ):
         assert "server_max_window_bits=8" in extensions(ws.response_headers)
-        for message in DEFLATE_MESSAGES:
-            await ws.send(message)
-            assert digest(await receive(ws)) == digest(message)
+        await assert_echoed(ws, DEFLATE_MESSAGES)
 
 
 async def test_client_accepts_an_8_bit_client_window(node: NodePeers) -> None:
@@ -803,20 +807,14 @@ async def test_client_accepts_an_8_bit_client_window(node: NodePeers) -> None:
         node.server('--deflate={"clientMaxWindowBits": 8}') as server,
         connect(server.url()) as ws,
     ):
-        for message in DEFLATE_MESSAGES:
-            await ws.send(message)
-            assert digest(await receive(ws)) == digest(message)
+        await assert_echoed(ws, DEFLATE_MESSAGES)
 
 
 async def test_client_sees_node_server_close_without_code_as_1005(node: NodePeers) -> None:
-    async with node.server() as server:
-        async with connect(server.url("/close-no-code")) as ws:
-            await ws.send("close me")
-            exc = await closed(ws)
-            assert (exc.reason, exc.message) == (1005, "")
-        events = await server.events_until_close()
+    exc, last = await node_server_closes(node, "/close-no-code")
+    assert (exc.reason, exc.message) == (1005, "")
     # We answered with an empty close frame too (1005 is never sent on the wire).
-    assert events[-1]["code"] == 1005
+    assert last["code"] == 1005
 
 
 async def test_async_for_ends_when_node_server_closes_without_code(node: NodePeers) -> None:

@@ -1,16 +1,8 @@
 """Engine.IO sessions as pure state machines: inputs in, events out.
 
-The I/O layer calls a method for each thing that happens (a GET, a POST body,
-a WebSocket frame, the clock) and handles the returned events in order. No
-method blocks, sleeps or raises for bad peer input: a broken peer becomes a
-:class:`Closed` event. Time is a ``float`` of seconds from a monotonic clock
-(``anyio.current_time()``), passed as ``now``; call :meth:`tick` at
-:meth:`next_deadline`.
-
-The writer model: a session hands out packets only when its transport can take
-them. Server on polling: a GET is parked (:meth:`ServerSession.handle_get`).
-Otherwise: the writer is idle (:meth:`writer_idle`, after writing the previous
-:class:`SendPackets`). In between, packets wait in the session's bounded queue.
+How the I/O layer drives a session (a method per input, the events handled in
+order, the clock passed in as ``now``, the writer model) is described in
+``_session_base``, beside the :class:`Session` base that implements it.
 
 This module holds the client side (:class:`ClientSession`) and re-exports the
 other session names: the states and events (``_session_events``), the shared

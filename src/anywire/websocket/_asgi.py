@@ -20,10 +20,9 @@ import anyio
 from anywire._asgi import Message, Receive, Send
 from anywire.errors import (
     ConcurrencyError,
-    ConnectionClosed,
-    ConnectionClosedOK,
     InvalidHandshake,
 )
+from anywire.websocket._common import MessageSource
 from anywire.websocket._handshake import ClientOffer, header_value, normalize_headers
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ NativeAccept = Callable[
 ]
 
 
-class ASGIWebSocket:
+class ASGIWebSocket(MessageSource):
     """A WebSocket accepted through ASGI ``receive``/``send`` callables."""
 
     latency = 0.0
@@ -112,17 +111,6 @@ class ASGIWebSocket:
         with contextlib.suppress(Exception):
             await self._send({"type": "websocket.close", "code": code, "reason": message or ""})
 
-    def __aiter__(self) -> ASGIWebSocket:
-        return self
-
-    async def __anext__(self) -> str | bytes:
-        try:
-            message = await self.receive()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
-        assert message is not None
-        return message
-
     async def __aenter__(self) -> ASGIWebSocket:
         return self
 
@@ -160,10 +148,6 @@ class ASGIWebSocket:
         except OSError as exc:
             self._close_info = self._close_info or (1006, "connection lost")
             raise self._closed_error() from exc
-
-    def _closed_error(self) -> ConnectionClosed:
-        code, reason = self._close_info or (1006, "")
-        return ConnectionClosed.for_code(code, reason)
 
 
 #: The scope extension anywire's own runner puts in every ``websocket`` scope.

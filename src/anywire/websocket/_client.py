@@ -6,7 +6,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -150,7 +150,7 @@ def _http_url(url: str) -> str:
     return urlunsplit((scheme, *parts[1:]))
 
 
-class Connect:
+class Connect(anyio.AsyncContextManagerMixin):
     """What :func:`connect` returns: use it with ``async with``, ``await`` or ``async for``.
 
     * ``async with connect(url) as ws:`` -- the connection runs its reader and
@@ -213,7 +213,6 @@ class Connect:
         self.reconnect = reconnect or ReconnectPolicy()
         self._log = logger or _log
         self._ws_class = _ws_class
-        self._cm: AbstractAsyncContextManager[WebSocket] | None = None
         self._reconnector: Reconnector[WebSocket] | None = None
         self._current: WebSocket | None = None
 
@@ -222,15 +221,6 @@ class Connect:
     def __await__(self) -> Generator[Any, None, WebSocket]:
         # The bare form: the connection, once closed, also closes our httpx client.
         return self._open(close_http=True).__await__()
-
-    async def __aenter__(self) -> WebSocket:
-        self._cm = self._owned()
-        return await self._cm.__aenter__()
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        assert self._cm is not None, "__aexit__ without __aenter__"
-        cm, self._cm = self._cm, None
-        return await cm.__aexit__(*exc_info)
 
     def __aiter__(self) -> AsyncIterator[WebSocket]:
         return self
@@ -247,7 +237,7 @@ class Connect:
         return self._current
 
     @asynccontextmanager
-    async def _owned(self) -> AsyncIterator[WebSocket]:
+    async def __asynccontextmanager__(self) -> AsyncIterator[WebSocket]:
         ws = await self.open()
         try:
             async with ws:

@@ -45,8 +45,9 @@ from wsproto.events import (
     TextMessage,
 )
 
-from anywire.errors import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
+from anywire.errors import ConcurrencyError, ConnectionClosed
 from anywire.streams import BufferedStream
+from anywire.websocket._common import MessageSource
 from anywire.websocket._frames import FastConnection
 from anywire.websocket._keepalive import Keepalive
 
@@ -87,7 +88,7 @@ class WebSocketOptions:
     close_timeout: float = 10.0
 
 
-class WebSocket:
+class WebSocket(MessageSource):
     """One WebSocket connection (client or server side).
 
     ``send()`` a ``str`` (text message) or ``bytes`` (binary message);
@@ -248,17 +249,6 @@ class WebSocket:
     async def ping(self, data: bytes = b"") -> None:
         """Send a ping frame with ``data`` (at most 125 bytes)."""
         await self._send_event(Ping(payload=data))
-
-    def __aiter__(self) -> WebSocket:
-        return self
-
-    async def __anext__(self) -> str | bytes:
-        try:
-            message = await self.receive()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
-        assert message is not None
-        return message
 
     async def __aenter__(self) -> WebSocket:
         if self._tg is not None:
@@ -624,10 +614,6 @@ class WebSocket:
     def _set_done(self) -> None:
         self._done = True
         self._notify()
-
-    def _closed_error(self) -> ConnectionClosed:
-        code, reason = self._close_info or (1006, "")
-        return ConnectionClosed.for_code(code, reason)
 
     def _new_keepalive(self) -> Keepalive | None:
         interval = self.options.ping_interval

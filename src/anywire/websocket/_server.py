@@ -6,7 +6,7 @@ import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +130,7 @@ def _settings(
     )
 
 
-class Accept:
+class Accept(anyio.AsyncContextManagerMixin):
     """What :func:`accept` returns: ``await`` it (pull mode) or use ``async with``."""
 
     def __init__(
@@ -152,22 +152,12 @@ class Accept:
         self._sock = sock
         self._headers = headers
         self._ws_class = ws_class
-        self._cm: AbstractAsyncContextManager[WebSocket | ASGIWebSocket] | None = None
 
     def __await__(self) -> Generator[Any, None, WebSocket | ASGIWebSocket]:
         return self.open().__await__()
 
-    async def __aenter__(self) -> WebSocket | ASGIWebSocket:
-        self._cm = self._owned()
-        return await self._cm.__aenter__()
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        assert self._cm is not None, "__aexit__ without __aenter__"
-        cm, self._cm = self._cm, None
-        return await cm.__aexit__(*exc_info)
-
     @asynccontextmanager
-    async def _owned(self) -> AsyncIterator[WebSocket | ASGIWebSocket]:
+    async def __asynccontextmanager__(self) -> AsyncIterator[WebSocket | ASGIWebSocket]:
         ws = await self.open()
         async with ws:
             yield ws
