@@ -27,12 +27,13 @@ import asyncio  # measured need: see the module docstring
 import contextlib
 import socket
 from collections import deque
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import SocketStream
 
-__all__ = ["AsyncioSocketStream", "running_on_asyncio", "wrap_accepted"]
+__all__ = ["AsyncioSocketStream", "loop_time", "running_on_asyncio", "wrap_accepted"]
 
 _READ_LIMIT = 256 * 1024
 _WRITE_LIMIT = 64 * 1024
@@ -48,6 +49,14 @@ def running_on_asyncio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def loop_time() -> Callable[[], float] | None:
+    """The running asyncio loop's ``time`` (anyio.current_time), or None under trio."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:
+        return None
 
 
 async def wrap_accepted(sock: socket.socket) -> AsyncioSocketStream:

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-__all__ = ["owned_task_group"]
+from anywire import _asyncio_socket
+
+__all__ = ["clock", "owned_task_group"]
+
+
+def clock() -> Callable[[], float]:
+    """``anyio.current_time`` of the running event loop, without its per-call lookups.
+
+    ``anyio.current_time()`` finds the backend (sniffio) and, on asyncio, the running
+    loop (``getpid()`` on Python 3.11) at every call: 14% of the Engine.IO server's
+    CPU per WebSocket message, profiled. The function returned reads the same clock
+    directly; it is valid for the event loop it was taken in.
+    """
+    loop_time = _asyncio_socket.loop_time()
+    if loop_time is not None:
+        return loop_time
+    return anyio.lowlevel.current_token().backend_class.current_time
 
 
 @asynccontextmanager

@@ -23,8 +23,8 @@ from typing import Final
 
 import anyio
 import httpx
-from anyio.lowlevel import current_token
 
+from anywire._tasks import clock
 from anywire.engineio._client_http import LinkSettings, open_websocket, poll_timeout, request
 from anywire.engineio._errors import InvalidResponse, ServerUnreachable, SessionClosed
 from anywire.engineio._packets import Handshake, Transport, encode_frame
@@ -67,8 +67,7 @@ class Link:
         self._http = http
         self._deliver = deliver
         self._log = settings.logger
-        # anyio.current_time(), without looking up the backend on every call
-        self._now: Callable[[], float] = current_token().backend_class.current_time
+        self._now: Callable[[], float] = clock()
         self.session = ClientSession(
             settings.transports[0],
             now=self._now(),

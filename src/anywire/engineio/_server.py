@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from anywire._tasks import clock
 from anywire.engineio._client_utils import (
     BackgroundTask,
     SeedUtilities,
@@ -150,6 +151,8 @@ class AsyncServer(RequestHandling, SeedUtilities):
         self.handlers: dict[str, Callable[..., Any]] = {}
         self._conns: dict[str, Conn] = {}
         self._tg: TaskGroup | None = None
+        #: the clock of the loop the server runs in (anyio.current_time, cheaper)
+        self._now: Callable[[], float] = anyio.current_time
         self._runner: HandlerRunner | None = None
         self._service_scope: anyio.CancelScope | None = None
         self._service_done: anyio.Event | None = None
@@ -207,7 +210,7 @@ class AsyncServer(RequestHandling, SeedUtilities):
     async def send_packet(self, sid: str, pkt: Packet) -> None:
         """Send a raw :class:`Packet` (raises ``SocketIsClosedError`` as :meth:`send`)."""
         conn = self._conn(sid)
-        events = conn.core.send_packet(pkt, anyio.current_time())
+        events = conn.core.send_packet(pkt, self._now())
         if events:  # else queued behind a batch being written: no timer moved
             calls, _ = conn.apply(events)
             if calls:
@@ -220,7 +223,7 @@ class AsyncServer(RequestHandling, SeedUtilities):
         for conn in conns:
             if conn is None:
                 continue
-            calls, _ = conn.apply(conn.core.close(anyio.current_time(), reason=why))
+            calls, _ = conn.apply(conn.core.close(self._now(), reason=why))
             await self._run_calls(conn, calls)
 
     async def get_session(self, sid: str) -> dict[str, Any]:
@@ -308,6 +311,7 @@ class AsyncServer(RequestHandling, SeedUtilities):
                 self._service_scope = scope
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    self._now = clock()
                     self._runner = HandlerRunner(tg, self.logger)
                     task_status.started()
                     await anyio.sleep_forever()
