@@ -46,6 +46,7 @@ from anywire.engineio import (
     encode_payload,
     encode_text,
 )
+from anywire.engineio._packets import DEFAULT_JSON, decode_message
 from anywire.engineio._payload import Outbox
 from anywire.errors import ConcurrencyError, LimitExceeded, LocalProtocolError
 
@@ -1035,3 +1036,30 @@ def test_client_posts_at_most_max_batch_packets() -> None:
     for i in range(20):
         other.send_message(str(i), 1.0)
     assert len(other.writer_idle(1.1)[0].packets) == 20  # type: ignore[union-attr]
+
+
+def _decode_by_trying(data: str) -> Any:
+    """decode_message's rule without its shortcut: try json.loads on every text."""
+    if not data or data[0].isnumeric():
+        return data
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return data
+
+
+@given(
+    st.one_of(
+        st.text(),
+        st.text(alphabet='{}[]":,-0123456789.eEtruefalsnNIinfy \t\n\rx'),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.text(),
+            lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+        ).map(json.dumps),
+    )
+)
+def test_decode_message_shortcut_decodes_exactly_what_json_loads_decodes(data: str) -> None:
+    expected = _decode_by_trying(data)
+    got = decode_message(data, DEFAULT_JSON)
+    assert type(got) is type(expected)
+    assert json.dumps(got) == json.dumps(expected)  # NaN != NaN: compare encodings

@@ -176,6 +176,7 @@ class ServerConnection(RequestReader):
     def _check_can_respond(self) -> None:
         self._check_request()
         self._io.check_open()
+        self._catch_up()
         if self._h11.our_state is not h11.SEND_RESPONSE:
             raise LocalProtocolError("a response to this request has already started")
 
@@ -205,8 +206,12 @@ class ServerConnection(RequestReader):
             request is None
             or self._switched
             or self._io.closed
-            or self._h11.our_state is not h11.SEND_RESPONSE
-            or not (self._end_pending or self._h11.their_state is h11.DONE)
+            or (
+                self._plain_body is not None or self._answered
+                if self._plain is not None
+                else self._h11.our_state is not h11.SEND_RESPONSE
+                or not (self._end_pending or self._h11.their_state is h11.DONE)
+            )
             or request.method == "HEAD"
             or not isinstance(headers, (list, tuple))
             or not request.keep_alive

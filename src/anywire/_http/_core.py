@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import anyio
 import h11
 from anyio.abc import ByteStream
 
+from .._tasks import clock
 from ..errors import ConcurrencyError, LocalProtocolError, RemoteProtocolError
+from ._plain import PlainRequest
 from ._request import HeaderInput, HTTPLimits, Request, error_response, reason_phrase
 from ._transport import Transport
 
@@ -56,11 +58,6 @@ def h11_misuse() -> Iterator[None]:
         raise LocalProtocolError(str(exc)) from exc
 
 
-def deadline_after(seconds: float | None) -> float:
-    """The clock value ``seconds`` from now (infinity for None)."""
-    return math.inf if seconds is None else anyio.current_time() + seconds
-
-
 class ConnectionCore:
     """The shared state of :class:`~anywire._http.ServerConnection` (see there)."""
 
@@ -91,6 +88,20 @@ class ConnectionCore:
         self._answered = False
         self._idle_scope: anyio.CancelScope | None = None  # see idle_timeouts()
         self._end_pending = False  # see _their_state
+        self._clock: Callable[[], float] | None = None  # see _deadline_after
+        # Plain requests (see _plain.py) are parsed and answered without h11. Between
+        # requests, and while such a request is served, received bytes wait in _buffer
+        # and h11 is fresh (both sides IDLE, nothing received): _h11_active is False.
+        self._h11_active = False
+        self._buffer = bytearray()
+        #: The bytes (head and body) of the plain request being served; h11 has not seen them.
+        self._plain: bytes | None = None
+        #: Its body, until receive_body() hands it out.
+        self._plain_body: bytes | None = None
+        self._plain_body_max = min(
+            limits.max_drain_size,
+            limits.max_drain_size if limits.max_body_size is None else limits.max_body_size,
+        )
 
     def __repr__(self) -> str:
         state = "switched" if self._switched else "closed" if self._io.closed else "open"
@@ -132,6 +143,8 @@ class ConnectionCore:
         so a reader can tell the last chunk without another call; for a chunked
         body, once its terminating chunk was read. Also True between requests.
         """
+        if self._plain is not None:
+            return self._plain_body is None
         return self._their_state is not h11.SEND_BODY
 
     @property
@@ -140,8 +153,10 @@ class ConnectionCore:
 
         The end of a request known to have no body is handed to h11 when
         first needed: a kept-alive response written without h11 never needs
-        it (``_end_pending`` stands for it there).
+        it (``_end_pending`` stands for it there). A plain request still
+        unanswered is handed to h11 first (``_catch_up``).
         """
+        self._catch_up()
         if self._end_pending:
             self._end_pending = False
             self._next_event()  # the EndOfMessage of the empty body: the request is complete
@@ -171,6 +186,14 @@ class ConnectionCore:
             finally:
                 self._idle_scope = None
 
+    def _deadline_after(self, seconds: float | None) -> float:
+        """The clock value ``seconds`` from now (infinity for None)."""
+        if seconds is None:
+            return math.inf
+        if self._clock is None:
+            self._clock = clock()  # the running loop's, cheaper than anyio.current_time()
+        return self._clock() + seconds
+
     def _check_request(self) -> None:
         if self._switched:
             raise LocalProtocolError("the connection switched protocols")
@@ -181,20 +204,81 @@ class ConnectionCore:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_bytes)
 
     def _answered_without_h11(self) -> None:
-        """A kept-alive response to a complete request went out past h11: start it afresh.
+        """A kept-alive response to a complete request went out past h11.
 
-        A fresh h11 connection is in the state ``start_next_cycle`` would
-        leave (both sides IDLE); the bytes received past the request carry
-        over. Until the next cycle, ``_answered`` stands for h11's DONE.
+        Until the next cycle, ``_answered`` stands for h11's DONE. If h11 had
+        parsed the request, it starts afresh (``_leave_h11``).
         """
-        data, closed = self._h11.trailing_data
-        self._h11 = self._new_h11()
-        self._end_pending = False
-        if data:
-            self._h11.receive_data(data)
-        if closed:
-            self._h11.receive_data(b"")
+        if self._h11_active:
+            self._leave_h11()
         self._answered = True
+
+    def _leave_h11(self) -> None:
+        """Between requests: a fresh h11 (both sides IDLE), received bytes to ``_buffer``."""
+        data = self._h11.trailing_data[0]
+        self._h11 = self._new_h11()
+        self._h11_active = False
+        self._end_pending = False
+        self._buffer += data
+
+    def _feed(self, data: bytes) -> None:
+        """Pass received bytes on: to h11 if it is in charge, else to ``_buffer``.
+
+        ``b""`` (end of input) is recorded by the transport (``peer_gone``).
+        """
+        if self._h11_active:
+            self._h11.receive_data(data)
+        elif data:
+            self._buffer += data
+
+    def _to_h11(self) -> None:
+        """Let h11 parse what is buffered (a head that is not plain, or the end of input)."""
+        if self._h11_active:
+            return
+        self._h11_active = True
+        if self._buffer:
+            self._h11.receive_data(bytes(self._buffer))
+            self._buffer.clear()
+        if self._io.peer_gone:
+            self._h11.receive_data(b"")
+
+    def _start_plain(self, plain: PlainRequest) -> Request:
+        """Serve the plain request at the start of ``_buffer`` (h11 stays fresh)."""
+        raw = bytes(self._buffer[: plain.end])
+        del self._buffer[: plain.end]
+        self._plain = raw
+        self._plain_body = raw[plain.head_end :] or None
+        return plain.request
+
+    def _catch_up(self) -> None:
+        """Hand an unanswered plain request to h11, for what only h11 does.
+
+        h11 gets the same bytes, so it parses the same request (tests prove
+        it); the body is taken from it as far as the application has read it.
+        """
+        raw = self._plain
+        if raw is None or self._answered:
+            return
+        self._plain = None
+        body_read = self._plain_body is None
+        self._plain_body = None
+        self._to_h11_with(raw)
+        event = self._next_event()
+        assert isinstance(event, h11.Request)
+        if self._request is not None and self._request.content_length == 0:
+            self._end_pending = True
+        elif body_read:
+            while not isinstance(self._next_event(), h11.EndOfMessage):
+                pass
+
+    def _to_h11_with(self, raw: bytes) -> None:
+        self._h11.receive_data(raw)
+        self._to_h11()
+
+    def _forget_plain(self) -> None:
+        """A new cycle: the answered plain request is done (an unread body is dropped)."""
+        self._plain = None
+        self._plain_body = None
 
     def _next_event(self) -> NextEvent:
         """h11's next event; its RemoteProtocolError becomes ours (the one seam for it)."""
@@ -227,6 +311,7 @@ class ConnectionCore:
         self._log.debug("refusing request with %d: %s", status, message)
         if self._io.closed:
             return
+        self._catch_up()
         if self._answered or self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             await self._io.abort()  # a response has started: cutting it is all we can do
             return

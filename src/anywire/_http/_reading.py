@@ -9,7 +9,8 @@ import anyio
 import h11
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
-from ._core import ConnectionCore, deadline_after
+from ._core import ConnectionCore, NextEvent
+from ._plain import NotPlain, PlainRequest, parse_plain
 from ._request import (
     FirstLine,
     Request,
@@ -61,6 +62,8 @@ class RequestReader(ConnectionCore):
         """
         with self._reading:
             self._check_request()
+            if self._plain is not None:
+                return self._take_plain_body()
             if self._their_state is h11.ERROR:
                 self._io.check_open()  # bad input closed the connection: raise anyio's error
             if self._their_state is not h11.SEND_BODY:
@@ -68,6 +71,15 @@ class RequestReader(ConnectionCore):
             self._io.check_open()
             await self._prepare_body_read()
             return await self._next_body_chunk()
+
+    def _take_plain_body(self) -> bytes:
+        body = self._plain_body
+        if body is None:
+            return b""
+        self._io.check_open()
+        self._plain_body = None
+        self._body_received = len(body)
+        return body
 
     async def read_body(self) -> bytes:
         """Return the whole request body (bounded by ``limits.max_body_size``)."""
@@ -87,7 +99,7 @@ class RequestReader(ConnectionCore):
         """
         with self._reading:
             self._check_request()
-            if self._their_state is h11.SEND_BODY:
+            if not self.body_complete:
                 raise LocalProtocolError("read the request body before waiting for a disconnect")
             try:
                 await self._watch_for_eof()
@@ -100,7 +112,7 @@ class RequestReader(ConnectionCore):
             if buffered > self._limits.max_header_bytes:
                 await anyio.sleep_forever()
             data = await self._io.receive()
-            self._h11.receive_data(data)
+            self._feed(data)
             buffered += len(data)
 
     async def _start_cycle(self) -> bool:
@@ -109,6 +121,9 @@ class RequestReader(ConnectionCore):
             raise LocalProtocolError("the connection switched protocols")
         if self._io.closed:
             return False
+        if self._plain is not None and self._answered:
+            self._forget_plain()
+        self._catch_up()  # an unanswered plain request: h11 tells what is missing
         ours, theirs = self._h11.our_state, self._their_state
         if ours is h11.IDLE and theirs is h11.IDLE:
             self._answered = False  # h11 may be fresh after a response it did not see
@@ -120,6 +135,7 @@ class RequestReader(ConnectionCore):
             await self._drain_body()
         if self._h11.our_state is h11.DONE and self._their_state is h11.DONE:
             self._h11.start_next_cycle()
+            self._leave_h11()
             self._request = None
             return True
         await self._io.close_gracefully()
@@ -127,7 +143,7 @@ class RequestReader(ConnectionCore):
 
     async def _drain_body(self) -> None:
         """Read and drop the unread request body, within the drain limits."""
-        deadline = deadline_after(self._limits.header_timeout)
+        deadline = self._deadline_after(self._limits.header_timeout)
         budget = self._limits.max_drain_size
         while self._their_state is h11.SEND_BODY and budget >= 0:
             try:
@@ -146,32 +162,39 @@ class RequestReader(ConnectionCore):
         head = await self._receive_head()
         if head is None:
             return None
-        event, received = head
-        refusal = refusal_for(event, self._limits, received)
-        if refusal is not None:
-            status, message = refusal
-            await self._refuse(status, message)
-            raise RemoteProtocolError(message, hint=status)
-        self._request = build_request(event)
+        if isinstance(head, Request):
+            request = head  # plain: nothing to refuse, no h11 state to track
+        else:
+            event, received = head
+            refusal = refusal_for(event, self._limits, received)
+            if refusal is not None:
+                status, message = refusal
+                await self._refuse(status, message)
+                raise RemoteProtocolError(message, hint=status)
+            request = build_request(event)
+            self._end_pending = request.content_length == 0  # see _their_state
+        self._request = request
         self._requests += 1
         self._body_received = 0
-        self._end_pending = self._request.content_length == 0  # see _their_state
-        return self._request
+        return request
 
-    async def _receive_head(self) -> tuple[h11.Request, int] | None:
-        """h11's next request head and the bytes it came in (at most); None: no more requests."""
-        pending, closed = self._h11.trailing_data
+    async def _receive_head(self) -> Request | tuple[h11.Request, int] | None:
+        """The next request: plain (see _plain.py), or h11's head and the bytes it came
+        in (at most); None: no more requests."""
+        pending = self._h11.trailing_data[0] if self._h11_active else self._buffer
         first_line = FirstLine(pending, self._limits.max_header_bytes)
         started = bool(pending)
         received = len(pending)
         deadline: float | None = None  # set when a read must wait (most heads come whole)
-        parse = started or closed  # with nothing buffered h11 can only answer NEED_DATA
+        parse = started or self._io.peer_gone  # with nothing buffered: nothing to parse
         while True:
             if parse:
                 try:
-                    event = self._next_event()  # never PAUSED in a fresh cycle
+                    event = self._parse_head()  # never PAUSED in a fresh cycle
                 except RemoteProtocolError as exc:
                     await self._bad_head(first_line.value, exc)
+                if isinstance(event, Request):
+                    return event
                 if isinstance(event, h11.Request):
                     return event, received
                 if isinstance(event, h11.ConnectionClosed):
@@ -189,7 +212,18 @@ class RequestReader(ConnectionCore):
                 deadline = None  # header_timeout runs from the first byte
             received += len(data)
             first_line.feed(data)
-            self._h11.receive_data(data)
+            self._feed(data)
+
+    def _parse_head(self) -> Request | NextEvent:
+        """A plain request from ``_buffer`` if it holds one, else h11's next event."""
+        if not self._h11_active:
+            plain = parse_plain(self._buffer, self._limits.max_header_bytes, self._plain_body_max)
+            if isinstance(plain, PlainRequest):
+                return self._start_plain(plain)
+            if plain is NotPlain.INCOMPLETE and not self._io.peer_gone:
+                return h11.NEED_DATA
+            self._to_h11()
+        return self._next_event()
 
     async def _receive_before(self, deadline: float, started: bool) -> bytes | None:
         """Read before ``deadline`` (None when it passes first).
@@ -213,11 +247,11 @@ class RequestReader(ConnectionCore):
         """The head deadline: header_timeout from the first byte, keep_alive_timeout before."""
         if self._requests == 0:
             if self._first_deadline is None:
-                self._first_deadline = deadline_after(self._limits.header_timeout)
+                self._first_deadline = self._deadline_after(self._limits.header_timeout)
             return self._first_deadline
         if started:
-            return deadline_after(self._limits.header_timeout)
-        return deadline_after(self._limits.keep_alive_timeout)
+            return self._deadline_after(self._limits.header_timeout)
+        return self._deadline_after(self._limits.keep_alive_timeout)
 
     async def _bad_head(self, first_line: bytes, exc: RemoteProtocolError) -> NoReturn:
         """Refuse a head h11 could not parse."""

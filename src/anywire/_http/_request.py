@@ -142,18 +142,29 @@ def _lower_bytes(name: str | bytes) -> bytes:
 
 def build_request(event: h11.Request) -> Request:
     """Turn h11's request event into our :class:`Request` (the version is already checked)."""
-    target = event.target  # h11 hands out bytes: no copies needed
+    return make_request(
+        event.method,
+        event.target,  # h11 hands out bytes: no copies needed
+        "1.0" if event.http_version == b"1.0" else "1.1",
+        # h11 lowercases names the same way; its raw items are a plain list (quicker to walk)
+        tuple([(name.lower(), value) for name, value in event.headers.raw_items()]),
+    )
+
+
+def make_request(
+    method: bytes, target: bytes, http_version: str, headers: tuple[tuple[bytes, bytes], ...]
+) -> Request:
+    """The :class:`Request` of a parsed head (``headers`` with lowercased names)."""
     raw_path, query_string = split_target(target)
     path = raw_path.decode("latin-1")
     return Request(
-        method=event.method.decode("ascii"),
+        method=method.decode("ascii"),
         target=target,
         path=unquote(path, errors="replace") if "%" in path else path,
         raw_path=raw_path,
         query_string=query_string,
-        http_version="1.0" if event.http_version == b"1.0" else "1.1",
-        # h11 lowercases names the same way; its raw items are a plain list (quicker to walk)
-        headers=tuple([(name.lower(), value) for name, value in event.headers.raw_items()]),
+        http_version=http_version,
+        headers=headers,
     )
 
 
@@ -333,13 +344,13 @@ class FirstLine:
     its own copy to tell a foreign HTTP version (505) from garbage (400).
     """
 
-    def __init__(self, initial: bytes, limit: int) -> None:
+    def __init__(self, initial: bytes | bytearray, limit: int) -> None:
         self._line = bytearray()
         self._limit = limit
         self._complete = False
         self.feed(initial)
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes until the line is complete or ``limit`` is reached."""
         if self._complete or not data:
             return

@@ -138,6 +138,8 @@ def decode_message(data: str | bytes, json: JsonModule) -> Any:
     any other text as ``str``, binary as ``bytes``."""
     if not isinstance(data, str) or not data or data[0].isnumeric():
         return data
+    if json is DEFAULT_JSON and data[0] not in _JSON_FIRST_CHARS:
+        return data  # cannot parse: skip raising and catching JSONDecodeError
     try:
         return json.loads(data)
     except (ValueError, RecursionError, TypeError):
@@ -198,6 +200,9 @@ class _CompactJson:
 
 #: The JSON codec used when none is given.
 DEFAULT_JSON: Final[JsonModule] = _CompactJson()
+#: What a document the standard json module parses can start with (NaN and Infinity
+#: included; digits are never decoded, see decode_message).
+_JSON_FIRST_CHARS: Final = frozenset('{["-tfnNI \t\n\r')
 
 
 def _ms(seconds: float) -> int:

@@ -64,6 +64,7 @@ class RequestHandling:
     _conns: dict[str, Conn]
     _tg: TaskGroup | None
     _runner: HandlerRunner | None
+    _now: Callable[[], float]
     handlers: dict[str, Callable[..., Any]]
 
     def generate_id(self) -> str:
@@ -135,9 +136,7 @@ class RequestHandling:
 
     def _new_conn(self, transport: Transport, environ: dict[str, Any]) -> Conn:
         sid = self.generate_id()
-        core = ServerSession(
-            sid, transport, now=anyio.current_time(), config=self._config, json=self._json
-        )
+        core = ServerSession(sid, transport, now=self._now(), config=self._config, json=self._json)
         conn = Conn(core, environ)
         conn.on_finish = self._forget
         self._conns[sid] = conn
@@ -178,7 +177,7 @@ class RequestHandling:
         headers: list[tuple[str, str]],
         scope: Scope,
     ) -> None:
-        events = conn.core.handle_get(anyio.current_time())
+        events = conn.core.handle_get(self._now())
         waiter: PollWaiter | None = None
         if not any(isinstance(e, RejectRequest) for e in events):
             waiter = conn.park()
@@ -208,7 +207,7 @@ class RequestHandling:
             if waiter in conn.polls:
                 conn.polls.remove(waiter)
             error = ConnectionLost("poll connection closed prematurely")
-            lost = conn.core.transport_lost(Transport.POLLING, anyio.current_time(), error)
+            lost = conn.core.transport_lost(Transport.POLLING, self._now(), error)
             calls, _ = conn.apply(lost)
             with anyio.CancelScope(shield=True):
                 await self._run_calls(conn, calls)
@@ -234,14 +233,14 @@ class RequestHandling:
     async def _post(
         self, conn: Conn, receive: Receive, send: Send, headers: list[tuple[str, str]]
     ) -> None:
-        calls, reject = conn.apply(conn.core.begin_post(anyio.current_time()))
+        calls, reject = conn.apply(conn.core.begin_post(self._now()))
         if calls:
             await self._run_calls(conn, calls)
         if reject is not None:
             await self._reject(send, reject, headers)
             return
         body = await _read_body(receive, self.max_http_buffer_size + 1)
-        calls, reject = conn.apply(conn.core.handle_post(body, anyio.current_time()))
+        calls, reject = conn.apply(conn.core.handle_post(body, self._now()))
         if calls:
             await self._run_calls(conn, calls)
         if reject is not None:
@@ -254,7 +253,7 @@ class RequestHandling:
     ) -> None:
         """v4 polling never POSTs binary content: the reference ends the session."""
         error = PacketError("invalid content")
-        lost = conn.core.transport_lost(Transport.POLLING, anyio.current_time(), error)
+        lost = conn.core.transport_lost(Transport.POLLING, self._now(), error)
         calls, _ = conn.apply(lost)
         await self._run_calls(conn, calls)
         await self._reject(send, RejectRequest(400, "invalid content"), headers)
@@ -307,7 +306,7 @@ class RequestHandling:
         except (AnywireError, OSError) as exc:
             await self._lost(conn, outbox, exc)
             return
-        calls, _ = conn.apply(conn.core.writer_idle(anyio.current_time()))
+        calls, _ = conn.apply(conn.core.writer_idle(self._now()))
         await self._run_calls(conn, calls)
         await self._ws_loop(conn, ws, outbox)
 
@@ -315,7 +314,7 @@ class RequestHandling:
         self, sid: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         conn = self._conns.get(sid)
-        events = [] if conn is None else conn.core.begin_upgrade(anyio.current_time())
+        events = [] if conn is None else conn.core.begin_upgrade(self._now())
         reject = None if conn is None else conn.apply(events)[1]
         if conn is None or reject is not None:
             message = "Session ID unknown" if conn is None else reject.message  # type: ignore[union-attr]
@@ -342,7 +341,7 @@ class RequestHandling:
         await self._lost(conn, outbox, error)
 
     async def _ws_reader(self, conn: Conn, ws: Any) -> Exception | None:
-        core, receive, now = conn.core, ws.receive, anyio.current_time
+        core, receive, now = conn.core, ws.receive, self._now
         try:
             while True:
                 events = core.receive_frame(await receive(), now())
@@ -375,7 +374,7 @@ class RequestHandling:
                     for frame in frames:
                         await ws.send(frame)
                 if is_batch and outbox is conn.ws_outbox:
-                    events = conn.core.writer_idle(anyio.current_time())
+                    events = conn.core.writer_idle(self._now())
                     if events:  # else nothing queued: nothing to do
                         calls, _ = conn.apply(events)
                         if calls:
@@ -389,7 +388,7 @@ class RequestHandling:
             return
         if outbox is conn.probe_outbox:
             conn.probe_outbox = None
-        lost = conn.core.transport_lost(Transport.WEBSOCKET, anyio.current_time(), error)
+        lost = conn.core.transport_lost(Transport.WEBSOCKET, self._now(), error)
         calls, _ = conn.apply(lost)
         with anyio.CancelScope(shield=True):
             await self._run_calls(conn, calls)
