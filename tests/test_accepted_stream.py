@@ -1,12 +1,13 @@
 """The stream under each connection ``serve_tcp`` accepts.
 
-On asyncio it is anywire's own (``anywire._asyncio_socket``), on trio anyio's; these
+On asyncio it is ``anywire._asyncio_socket``'s, on trio ``anywire._raw_socket``'s; these
 tests hold both to the ``anyio.abc.SocketStream`` contract: bounded buffering,
 backpressure, end of stream, broken connections, closing, and fairness.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -18,7 +19,8 @@ import anyio.lowlevel
 import pytest
 from anyio.abc import ByteStream, SocketAttribute
 
-from anywire import _asyncio_socket
+from anywire._asyncio_socket import AsyncioSocketStream
+from anywire._raw_socket import RawSocketStream
 from anywire.streams import BufferedStream, open_tcp_stream, serve_tcp
 from tests.conftest import timeout
 
@@ -39,7 +41,7 @@ def raw_stream(stream: BufferedStream) -> ByteStream:
     return stream.stream
 
 
-async def test_the_stream_is_ours_on_asyncio_and_anyios_on_trio(
+async def test_the_stream_is_ours_on_each_backend(
     anyio_backend: tuple[str, object],
 ) -> None:
     kinds: list[type] = []
@@ -51,8 +53,8 @@ async def test_the_stream_is_ours_on_asyncio_and_anyios_on_trio(
     with anyio.fail_after(timeout(10)):
         async with serving(handler) as port, await open_tcp_stream("127.0.0.1", port) as client:
             assert await client.read_exactly(1) == b"x"
-    expected_ours = anyio_backend[0] == "asyncio"
-    assert (kinds[0] is _asyncio_socket.AsyncioSocketStream) == expected_ours
+    expected = {"asyncio": AsyncioSocketStream, "trio": RawSocketStream}[anyio_backend[0]]
+    assert kinds == [expected]
 
 
 async def test_megabytes_both_ways_with_a_slow_reader() -> None:
@@ -210,6 +212,58 @@ async def test_a_sender_whose_peer_takes_everything_lets_other_tasks_run() -> No
                 assert await anyio.to_thread.run_sync(read_all, port) == total
             tg.cancel_scope.cancel()
     assert ticks_while_sending[0] >= 8  # a turn at least every 256 KiB or so
+
+
+async def test_a_receiver_whose_peer_never_pauses_lets_other_tasks_run() -> None:
+    # The client fills the kernel's buffers before the handler reads: every receive()
+    # then finds bytes waiting, and only the stream's own turns let the ticker run.
+    total = 8 * 1024 * 1024
+    full = anyio.Event()
+    longest_run: list[int] = []  # the most bytes received without the ticker running
+    ticks = 0
+
+    async def handler(stream: BufferedStream) -> None:
+        raw = raw_stream(stream)
+        await full.wait()
+        received = run = longest = 0
+        seen = ticks
+        while received < total:
+            chunk = await raw.receive(1024)
+            received += len(chunk)
+            run = len(chunk) if ticks != seen else run + len(chunk)
+            seen = ticks
+            longest = max(longest, run)
+        longest_run.append(longest)
+        await raw.send(b"k")
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.lowlevel.checkpoint()
+            ticks += 1
+
+    def write_all(port: int) -> bytes:
+        data = memoryview(b"z" * total)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            client.setblocking(False)
+            sent = 0
+            with contextlib.suppress(BlockingIOError):
+                while sent < total:
+                    sent += client.send(data[sent:])
+            anyio.from_thread.run_sync(full.set)
+            client.setblocking(True)
+            client.sendall(data[sent:])
+            return client.recv(1)
+
+    with anyio.fail_after(timeout(30)):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            async with serving(handler) as port:
+                assert await anyio.to_thread.run_sync(write_all, port) == b"k"
+            tg.cancel_scope.cancel()
+    # a turn every 256 KiB; trio may run the receiver twice in a row before the ticker
+    assert longest_run[0] <= 1024 * 1024
 
 
 async def test_extra_attributes_name_both_ends() -> None:

@@ -15,12 +15,14 @@ from collections.abc import Awaitable
 from typing import Any
 
 import anyio
+import anyio.abc
 import h11
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from anywire._http import HTTPLimits, Request, ServerConnection, _request
+from anywire._http._core import IdleWatch
 from anywire._http._request import build_request, has_header, reason_phrase, response_head
 from anywire.errors import LocalProtocolError, RemoteProtocolError
 
@@ -244,14 +246,29 @@ async def test_client_eof_after_a_fast_response_ends_the_connection() -> None:
 # -- idle_timeouts() ----------------------------------------------------------------
 
 
-async def serve_in_idle_block(conn: ServerConnection, work: float = 0) -> tuple[int, bool]:
+@pytest.fixture(params=["timer", "watch"])
+def idle_watch(request: pytest.FixtureRequest) -> bool:
+    """Whether the idle block's deadlines are kept by an IdleWatch (else a moved timer)."""
+    return bool(request.param == "watch")
+
+
+def start_watch(tg: anyio.abc.TaskGroup, limits: HTTPLimits, use: bool) -> IdleWatch | None:
+    watch = IdleWatch.for_limits(limits) if use else None
+    if watch is not None:
+        tg.start_soon(watch.run)
+    return watch
+
+
+async def serve_in_idle_block(
+    conn: ServerConnection, work: float = 0, watch: IdleWatch | None = None
+) -> tuple[int, bool]:
     """Serve requests inside ``idle_timeouts()``: (requests served, block left by a return).
 
     The application takes ``work`` seconds per request.
     """
     served = 0
     returned = False
-    with conn.idle_timeouts():
+    with conn.idle_timeouts(watch):
         while (request := await conn.next_request()) is not None:
             await anyio.sleep(work)
             await conn.send_response(200, [], request.path.encode())
@@ -261,37 +278,55 @@ async def serve_in_idle_block(conn: ServerConnection, work: float = 0) -> tuple[
     return served, returned
 
 
-async def test_idle_timeout_inside_the_block_cancels_it() -> None:
+async def test_idle_timeout_inside_the_block_cancels_it(idle_watch: bool) -> None:
     limits = HTTPLimits(keep_alive_timeout=0.2, header_timeout=timeout(5))
     async with memory_pair() as (client_stream, server_stream):
         conn = ServerConnection(server_stream, limits=limits)
         client = Client(client_stream)
         with anyio.fail_after(timeout(5)):
             async with anyio.create_task_group() as tg:
+                watch = start_watch(tg, limits, idle_watch)
                 outcome: list[tuple[int, bool]] = []
-                tg.start_soon(lambda: _record(outcome, serve_in_idle_block(conn)))
+                tg.start_soon(lambda: _record(outcome, serve_in_idle_block(conn, 0, watch)))
                 assert (await client.request(target="/a")).body == b"/a"
                 assert (await client.request(target="/b")).body == b"/b"
+                waited = anyio.current_time()
                 assert await client.read_all() == b""  # closed after the keep-alive timeout
+                waited = anyio.current_time() - waited
+                tg.cancel_scope.cancel()
     assert outcome == [(2, False)]
     assert conn.closed
+    assert waited >= 0.2 - 0.01  # not before the timeout (a coarse clock may round)
+    if watch is not None:
+        assert watch.waiting == {}
 
 
-async def test_a_slow_application_inside_the_block_is_not_cut() -> None:
+def test_an_idle_watch_ticks_a_tenth_of_the_shortest_timeout() -> None:
+    assert IdleWatch.for_limits(HTTPLimits()).tick == 0.5  # keep-alive 5 s, header 10 s
+    assert IdleWatch.for_limits(HTTPLimits(keep_alive_timeout=60, header_timeout=30)).tick == 1
+    assert IdleWatch.for_limits(HTTPLimits(keep_alive_timeout=0.02)).tick == 0.005
+    assert IdleWatch.for_limits(HTTPLimits(keep_alive_timeout=None, header_timeout=None)) is None
+    with pytest.raises(ValueError, match="tick"):
+        IdleWatch(0)
+
+
+async def test_a_slow_application_inside_the_block_is_not_cut(idle_watch: bool) -> None:
     limits = HTTPLimits(keep_alive_timeout=0.1, header_timeout=0.1)
     async with memory_pair() as (client_stream, server_stream):
         conn = ServerConnection(server_stream, limits=limits)
         client = Client(client_stream)
         with anyio.fail_after(timeout(5)):
             async with anyio.create_task_group() as tg:
+                watch = start_watch(tg, limits, idle_watch)
                 outcome: list[tuple[int, bool]] = []
                 # the application works past both timeouts:
-                tg.start_soon(lambda: _record(outcome, serve_in_idle_block(conn, work=0.3)))
+                tg.start_soon(lambda: _record(outcome, serve_in_idle_block(conn, 0.3, watch)))
                 await client.send(build(target="/slow"))
                 client.expect()
                 assert (await client.read_response()).body == b"/slow"
                 await client_stream.send_eof()
                 assert await client.read_all() == b""
+                tg.cancel_scope.cancel()
     assert outcome == [(1, True)]  # the client's EOF ended it: next_request returned None
 
 

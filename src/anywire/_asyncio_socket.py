@@ -18,7 +18,7 @@ hog the loop for more than what is buffered (bytes arrive only while the loop
 runs), and a sender whose peer takes everything yields once per 256 KiB. Closing lets
 what is still buffered go out within ``close_flush_timeout`` seconds, then aborts.
 
-On trio, anyio's stream is used as it is: it has none of these costs.
+On trio, ``anywire._raw_socket`` has the trio-side reasons for its own stream.
 """
 
 from __future__ import annotations

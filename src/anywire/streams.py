@@ -31,11 +31,11 @@ from anyio.abc import (
     SocketStream,
     TaskGroup,
     TaskStatus,
-    UNIXSocketStream,
 )
 from anyio.streams.tls import TLSStream
 
 from anywire import _asyncio_socket
+from anywire._raw_socket import RawSocketStream
 from anywire.errors import ConcurrencyError, DelimiterNotFound, LimitExceeded
 
 __all__ = [
@@ -565,8 +565,7 @@ class _TCPServer:
                 self._scopes.discard(scope)
                 self._release(token)
                 accepted.close()
-                # ValueError: anyio's check that the socket is connected (reset already)
-                if not isinstance(exc, (OSError, ValueError)):
+                if not isinstance(exc, OSError):  # reset before it could be wrapped
                     raise
                 self.logger.debug("accepted connection lost before it started: %r", exc)
                 return
@@ -610,14 +609,12 @@ class _TCPServer:
 
 
 async def _as_stream(sock: socket.socket) -> SocketStream:
-    """The stream of a connection we accepted: ours on asyncio, anyio's on trio."""
+    """The stream of a connection we accepted: ours (one per backend, see their modules)."""
     if sock.family != socket.AF_UNIX:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if _asyncio_socket.running_on_asyncio():
         return await _asyncio_socket.wrap_accepted(sock)
-    if sock.family == socket.AF_UNIX:
-        return await UNIXSocketStream.from_socket(sock)
-    return await SocketStream.from_socket(sock)
+    return RawSocketStream(sock)
 
 
 async def _aclose_quietly(stream: ByteStream, peer: str, logger: logging.Logger) -> None:

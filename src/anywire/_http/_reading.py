@@ -229,16 +229,26 @@ class RequestReader(ConnectionCore):
         """Read before ``deadline`` (None when it passes first).
 
         Before the first byte of a head, inside :meth:`idle_timeouts`, the
-        deadline is that block's: when it passes, the block is cancelled.
+        deadline is that block's (or its watch's): when it passes, the block is
+        cancelled.
         """
         scope = self._idle_scope
         if started or scope is None:
             return await self._io.receive_before(deadline)
-        scope.deadline = deadline
-        try:
-            data = await self._io.receive()
-        finally:
-            scope.deadline = math.inf
+        watch = self._idle_watch
+        if watch is not None:
+            waiting = watch.waiting
+            waiting[self] = deadline
+            try:
+                data = await self._io.receive()
+            finally:
+                waiting.pop(self, None)
+        else:
+            scope.deadline = deadline
+            try:
+                data = await self._io.receive()
+            finally:
+                scope.deadline = math.inf
         if scope.cancel_called:  # the deadline passed as the bytes came:
             await anyio.lowlevel.checkpoint()  # leave now, not in the application
         return data

@@ -60,7 +60,7 @@ class Connection:
     async def run(self) -> None:
         self._runner.connections.add(self)
         try:
-            with self._scope, self._http.idle_timeouts():
+            with self._scope, self._http.idle_timeouts(self._runner.idle_watch):
                 await self._serve()
         finally:
             self._runner.connections.discard(self)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import ssl
 import stat
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -110,6 +111,22 @@ class Server:
         config = self.config
         ssl_context = config.tls()
         listeners = await open_listeners(config)
+        async with owned_task_group() as watching:
+            watch = self._runner.idle_watch
+            if watch is not None:
+                watching.start_soon(watch.run)
+            try:
+                await self._serve_listeners(listeners, ssl_context, task_status)
+            finally:
+                watching.cancel_scope.cancel()  # every connection is closed by now
+
+    async def _serve_listeners(
+        self,
+        listeners: list[SocketListener],
+        ssl_context: ssl.SSLContext | None,
+        task_status: TaskStatus[ServerInfo],
+    ) -> None:
+        config = self.config
         async with anyio.create_task_group() as tg:
             await tg.start(
                 partial(

@@ -18,6 +18,7 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSAttribute
 
 from anywire._http import Request
+from anywire._http._core import IdleWatch
 from anywire.errors import AnywireError
 
 from ._config import ASGIApp, ServerConfig
@@ -80,6 +81,8 @@ class Runner:
         self.config = config
         self.log = config.log
         self.http_limits = config.http_limits()
+        #: Keep-alive and header timeouts of waiting connections (run by the server).
+        self.idle_watch = IdleWatch.for_limits(self.http_limits)
         self.ws_settings = config.websocket_settings()
         self.trust = ProxyTrust(config.forwarded_allow_ips) if config.proxy_headers else None
         self.state: dict[str, Any] = {}
