@@ -41,6 +41,27 @@ def raw_stream(stream: BufferedStream) -> ByteStream:
     return stream.stream
 
 
+class Ticker:
+    """Counts its own scheduler turns: how often other tasks let it run."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    async def run(self) -> None:
+        while True:
+            await anyio.lowlevel.checkpoint()
+            self.ticks += 1
+
+
+@asynccontextmanager
+async def ticking(ticker: Ticker) -> AsyncIterator[None]:
+    """Run ``ticker`` in its own task while the block runs."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker.run)
+        yield
+        tg.cancel_scope.cancel()
+
+
 async def test_the_stream_is_ours_on_each_backend(
     anyio_backend: tuple[str, object],
 ) -> None:
@@ -183,20 +204,14 @@ async def test_what_was_sent_before_close_reaches_a_slow_reader() -> None:
 async def test_a_sender_whose_peer_takes_everything_lets_other_tasks_run() -> None:
     total = 8 * 1024 * 1024
     ticks_while_sending: list[int] = []
-    ticks = 0
+    ticker = Ticker()
 
     async def handler(stream: BufferedStream) -> None:
         raw = raw_stream(stream)
-        before = ticks
+        before = ticker.ticks
         for _ in range(total // 1024):  # 1 KiB sends to a reader (a thread) that keeps up
             await raw.send(b"y" * 1024)
-        ticks_while_sending.append(ticks - before)
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.lowlevel.checkpoint()
-            ticks += 1
+        ticks_while_sending.append(ticker.ticks - before)
 
     def read_all(port: int) -> int:
         with socket.create_connection(("127.0.0.1", port)) as client:
@@ -206,11 +221,8 @@ async def test_a_sender_whose_peer_takes_everything_lets_other_tasks_run() -> No
             return count
 
     with anyio.fail_after(timeout(30)):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ticker)
-            async with serving(handler) as port:
-                assert await anyio.to_thread.run_sync(read_all, port) == total
-            tg.cancel_scope.cancel()
+        async with ticking(ticker), serving(handler) as port:
+            assert await anyio.to_thread.run_sync(read_all, port) == total
     assert ticks_while_sending[0] >= 8  # a turn at least every 256 KiB or so
 
 
@@ -220,27 +232,21 @@ async def test_a_receiver_whose_peer_never_pauses_lets_other_tasks_run() -> None
     total = 8 * 1024 * 1024
     full = anyio.Event()
     longest_run: list[int] = []  # the most bytes received without the ticker running
-    ticks = 0
+    ticker = Ticker()
 
     async def handler(stream: BufferedStream) -> None:
         raw = raw_stream(stream)
         await full.wait()
         received = run = longest = 0
-        seen = ticks
+        seen = ticker.ticks
         while received < total:
             chunk = await raw.receive(1024)
             received += len(chunk)
-            run = len(chunk) if ticks != seen else run + len(chunk)
-            seen = ticks
+            run = len(chunk) if ticker.ticks != seen else run + len(chunk)
+            seen = ticker.ticks
             longest = max(longest, run)
         longest_run.append(longest)
         await raw.send(b"k")
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await anyio.lowlevel.checkpoint()
-            ticks += 1
 
     def write_all(port: int) -> bytes:
         data = memoryview(b"z" * total)
@@ -257,11 +263,8 @@ async def test_a_receiver_whose_peer_never_pauses_lets_other_tasks_run() -> None
             return client.recv(1)
 
     with anyio.fail_after(timeout(30)):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(ticker)
-            async with serving(handler) as port:
-                assert await anyio.to_thread.run_sync(write_all, port) == b"k"
-            tg.cancel_scope.cancel()
+        async with ticking(ticker), serving(handler) as port:
+            assert await anyio.to_thread.run_sync(write_all, port) == b"k"
     # a turn every 256 KiB; trio may run the receiver twice in a row before the ticker
     assert longest_run[0] <= 1024 * 1024
 

@@ -135,8 +135,8 @@ class AsyncioSocketStream(SocketStream):
         self._protocol = protocol
         self._loop = loop
         self._closed = False
-        self._receiving = False
-        self._sending = False
+        self._receive_guard = anyio.ResourceGuard("reading from")
+        self._send_guard = anyio.ResourceGuard("writing to")
         self._unyielded = 0
 
     @property
@@ -147,10 +147,7 @@ class AsyncioSocketStream(SocketStream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
-        if self._receiving:
-            raise anyio.BusyResourceError("reading from")
-        self._receiving = True
-        try:
+        with self._receive_guard:
             protocol = self._protocol
             while not protocol.chunks:
                 if self._closed:
@@ -175,14 +172,9 @@ class AsyncioSocketStream(SocketStream):
                 protocol.reading_paused = False
                 self._transport.resume_reading()
             return chunk
-        finally:
-            self._receiving = False
 
     async def send(self, item: bytes) -> None:
-        if self._sending:
-            raise anyio.BusyResourceError("writing to")
-        self._sending = True
-        try:
+        with self._send_guard:
             if self._protocol.write_paused:
                 await self._drain()
             self._check_writable()
@@ -201,8 +193,6 @@ class AsyncioSocketStream(SocketStream):
                 if self._unyielded >= _YIELD_EVERY:
                     self._unyielded = 0
                     await anyio.lowlevel.checkpoint()
-        finally:
-            self._sending = False
 
     def _check_writable(self) -> None:
         if self._closed:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -44,8 +46,8 @@ class RawSocketStream(SocketStream):
         self._wait_readable = backend.wait_readable
         self._wait_writable = backend.wait_writable
         self._closed = False
-        self._receiving = False
-        self._sending = False
+        self._receive_guard = anyio.ResourceGuard("reading from")
+        self._send_guard = anyio.ResourceGuard("writing to")
         self._received = 0
         self._sent = 0
 
@@ -56,24 +58,8 @@ class RawSocketStream(SocketStream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
-        if self._receiving:
-            raise anyio.BusyResourceError("reading from")
-        self._receiving = True
-        try:
-            while True:
-                if self._closed:
-                    raise anyio.ClosedResourceError
-                try:
-                    data = self._sock.recv(max_bytes)
-                except BlockingIOError:
-                    await self._wait_readable(self._sock)
-                    self._received = 0
-                    continue
-                except OSError as exc:
-                    if self._closed:
-                        raise anyio.ClosedResourceError from None
-                    raise anyio.BrokenResourceError from exc
-                break
+        with self._receive_guard:
+            data: bytes = await self._attempt(self._sock.recv, max_bytes, self._wait_readable)
             if not data:
                 raise anyio.EndOfStream
             self._received += len(data)
@@ -81,35 +67,36 @@ class RawSocketStream(SocketStream):
                 self._received = 0
                 await anyio.lowlevel.checkpoint()
             return data
-        finally:
-            self._receiving = False
 
     async def send(self, item: bytes) -> None:
-        if self._sending:
-            raise anyio.BusyResourceError("writing to")
-        self._sending = True
-        try:
+        with self._send_guard:
             view = memoryview(item)
             while view:
-                if self._closed:
-                    raise anyio.ClosedResourceError
-                try:
-                    sent = self._sock.send(view)
-                except BlockingIOError:
-                    await self._wait_writable(self._sock)
-                    self._sent = 0
-                    continue
-                except OSError as exc:
-                    if self._closed:
-                        raise anyio.ClosedResourceError from None
-                    raise anyio.BrokenResourceError from exc
+                sent: int = await self._attempt(self._sock.send, view, self._wait_writable)
                 view = view[sent:]
                 self._sent += sent
             if self._sent >= _YIELD_EVERY:  # a peer that takes everything: let others run
                 self._sent = 0
                 await anyio.lowlevel.checkpoint()
-        finally:
-            self._sending = False
+
+    async def _attempt(
+        self,
+        call: Callable[[Any], Any],
+        arg: object,
+        wait: Callable[[socket.socket], Awaitable[None]],
+    ) -> Any:
+        """``call(arg)`` on the socket, waiting (``wait``) only while it would block."""
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            try:
+                return call(arg)
+            except BlockingIOError:
+                await wait(self._sock)
+            except OSError as exc:
+                if self._closed:
+                    raise anyio.ClosedResourceError from None
+                raise anyio.BrokenResourceError from exc
 
     async def send_eof(self) -> None:
         with contextlib.suppress(OSError):
